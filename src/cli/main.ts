@@ -1,0 +1,19 @@
+// The `intake` command line. One file per command group; this file only assembles them.
+import { Command } from 'commander';
+import { registerStart } from './start.js';
+import { registerSpool } from './spool.js';
+import { registerMigrate } from './migrate.js';
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command('intake')
+    .description('zero-loss ingest daemon: HTTP intake -> group-committed spool -> database')
+    .showHelpAfterError()
+    .exitOverride((err) => {
+      // commander's own exits (help, version, usage errors) keep their exit codes
+      process.exit(err.exitCode);
+    });
+  registerStart(program);
+  registerSpool(program);
+  registerMigrate(program);
+  await program.parseAsync(argv);
+}

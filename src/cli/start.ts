@@ -1,0 +1,45 @@
+// intake start: run a node until SIGTERM/SIGINT, then stop gracefully (a second signal stops at once).
+import type { Command } from 'commander';
+import { DEFAULTS, loadConfig, MODES, type RawConfig } from '../config.js';
+import { IntakeNode } from '../node/node.js';
+
+export function registerStart(program: Command): void {
+  program
+    .command('start')
+    .description('run an intake node')
+    .option('--port <port>', `HTTP port (env INTAKE_PORT, default ${DEFAULTS.port})`)
+    .option('--host <host>', `address to listen on (env INTAKE_HOST, default ${DEFAULTS.host})`)
+    .option('--spool <dir>', `spool root, shared by all nodes of a cluster (env INTAKE_SPOOL, default ${DEFAULTS.spool})`)
+    .option('--db <url>', `database: sqlite:<path> or postgres://... (env INTAKE_DB, default ${DEFAULTS.db})`)
+    .option('--mode <mode>', `${MODES.join('|')} (env INTAKE_MODE, default ${DEFAULTS.mode})`)
+    .option('--node-id <id>', 'node id, unique in the cluster (env INTAKE_NODE_ID, default <hostname>-<port>)')
+    .option('--body-limit-bytes <n>', `largest request body (env INTAKE_BODY_LIMIT_BYTES, default ${DEFAULTS.bodyLimitBytes})`)
+    .option('--max-segment-bytes <n>', `seal a segment at this size (env INTAKE_MAX_SEGMENT_BYTES, default ${DEFAULTS.maxSegmentBytes})`)
+    .option('--seal-after-ms <n>', `seal a segment this long after its first record (env INTAKE_SEAL_AFTER_MS, default ${DEFAULTS.sealAfterMs})`)
+    .option('--scan-interval-ms <n>', `drainer rescan period (env INTAKE_SCAN_INTERVAL_MS, default ${DEFAULTS.scanIntervalMs})`)
+    .option('--lock-stale-ms <n>', `a spool lock not refreshed this long is stale (env INTAKE_LOCK_STALE_MS, default ${DEFAULTS.lockStaleMs})`)
+    .option('--archive', 'keep drained segments under archive/ instead of deleting them (env INTAKE_ARCHIVE)')
+    .option('--log-level <level>', `pino level (env INTAKE_LOG_LEVEL, default ${DEFAULTS.logLevel})`)
+    .action(async (opts: RawConfig) => {
+      const node = new IntakeNode(loadConfig(opts));
+      let signals = 0;
+      const onSignal = (sig: string) => {
+        signals++;
+        if (signals > 1) {
+          node.log.warn({ signal: sig }, 'second signal: stopping at once');
+          process.exit(1);
+        }
+        node.log.info({ signal: sig }, 'stopping gracefully');
+        node.close().then(
+          () => process.exit(process.exitCode ?? 0),
+          (err: unknown) => {
+            node.log.error({ err }, 'graceful stop failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+      await node.start();
+    });
+}

@@ -1,0 +1,117 @@
+// Configuration: parsed and validated once at start, then passed in. Every key has a CLI flag
+// and an INTAKE_* environment variable (the flag wins).
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { Errors } from './errors.js';
+import { NODE_ID_PATTERN } from './spool/layout.js';
+
+export const MODES = ['receive', 'save', 'both'] as const;
+export type Mode = (typeof MODES)[number];
+
+export interface Config {
+  host: string;
+  port: number;
+  spool: string;
+  db: string;
+  mode: Mode;
+  nodeId: string;
+  bodyLimitBytes: number;
+  maxSegmentBytes: number;
+  sealAfterMs: number;
+  scanIntervalMs: number;
+  lockStaleMs: number;
+  archive: boolean;
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  logLevel: string;
+}
+
+/** Raw values as they come from commander (strings) or tests (any). */
+export type RawConfig = Partial<Record<keyof Config, string | number | boolean | undefined>>;
+
+export const ENV: Record<keyof Config, string> = {
+  host: 'INTAKE_HOST',
+  port: 'INTAKE_PORT',
+  spool: 'INTAKE_SPOOL',
+  db: 'INTAKE_DB',
+  mode: 'INTAKE_MODE',
+  nodeId: 'INTAKE_NODE_ID',
+  bodyLimitBytes: 'INTAKE_BODY_LIMIT_BYTES',
+  maxSegmentBytes: 'INTAKE_MAX_SEGMENT_BYTES',
+  sealAfterMs: 'INTAKE_SEAL_AFTER_MS',
+  scanIntervalMs: 'INTAKE_SCAN_INTERVAL_MS',
+  lockStaleMs: 'INTAKE_LOCK_STALE_MS',
+  archive: 'INTAKE_ARCHIVE',
+  requestTimeoutMs: 'INTAKE_REQUEST_TIMEOUT_MS',
+  headersTimeoutMs: 'INTAKE_HEADERS_TIMEOUT_MS',
+  keepAliveTimeoutMs: 'INTAKE_KEEP_ALIVE_TIMEOUT_MS',
+  shutdownTimeoutMs: 'INTAKE_SHUTDOWN_TIMEOUT_MS',
+  logLevel: 'INTAKE_LOG_LEVEL',
+};
+
+export const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 8080,
+  spool: './spool',
+  db: 'sqlite:./data/intake.db',
+  mode: 'both',
+  bodyLimitBytes: 1024 * 1024,
+  maxSegmentBytes: 16 * 1024 * 1024,
+  sealAfterMs: 1000,
+  scanIntervalMs: 500,
+  lockStaleMs: 10_000,
+  archive: false,
+  requestTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 65_000,
+  shutdownTimeoutMs: 30_000,
+  logLevel: 'info',
+} as const satisfies Omit<Config, 'nodeId'>;
+
+function int(key: keyof Config, v: unknown, min: number, max: number): number {
+  const n = typeof v === 'number' ? v : Number(String(v).trim());
+  if (!Number.isInteger(n) || n < min || n > max) throw Errors.badConfig(`${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function bool(key: keyof Config, v: unknown): boolean {
+  if (typeof v === 'boolean') return v;
+  const s = String(v).toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+  if (['0', 'false', 'no', 'off'].includes(s)) return false;
+  throw Errors.badConfig(`${key} must be true or false, got ${JSON.stringify(v)}`);
+}
+
+export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env): Config {
+  const pick = (k: keyof Config): unknown => raw[k] ?? env[ENV[k]] ?? (DEFAULTS as Record<string, unknown>)[k];
+  const mode = String(pick('mode'));
+  if (!(MODES as readonly string[]).includes(mode)) throw Errors.badConfig(`mode must be one of ${MODES.join(', ')}, got ${JSON.stringify(mode)}`);
+  const port = int('port', pick('port'), 0, 65535);
+  const nodeId = String(raw.nodeId ?? env[ENV.nodeId] ?? `${hostname().split('.')[0]}-${port}`);
+  if (!NODE_ID_PATTERN.test(nodeId)) throw Errors.badConfig(`node id ${JSON.stringify(nodeId)} must match ${NODE_ID_PATTERN}`);
+  const lockStaleMs = int('lockStaleMs', pick('lockStaleMs'), 2000, 3_600_000);
+  return {
+    host: String(pick('host')),
+    port,
+    spool: resolve(String(pick('spool'))),
+    db: String(pick('db')),
+    mode: mode as Mode,
+    nodeId,
+    bodyLimitBytes: int('bodyLimitBytes', pick('bodyLimitBytes'), 1024, 64 * 1024 * 1024),
+    maxSegmentBytes: int('maxSegmentBytes', pick('maxSegmentBytes'), 64 * 1024, 1024 * 1024 * 1024),
+    sealAfterMs: int('sealAfterMs', pick('sealAfterMs'), 10, 3_600_000),
+    scanIntervalMs: int('scanIntervalMs', pick('scanIntervalMs'), 10, 600_000),
+    lockStaleMs,
+    archive: bool('archive', pick('archive')),
+    requestTimeoutMs: int('requestTimeoutMs', pick('requestTimeoutMs'), 100, 3_600_000),
+    headersTimeoutMs: int('headersTimeoutMs', pick('headersTimeoutMs'), 100, 3_600_000),
+    keepAliveTimeoutMs: int('keepAliveTimeoutMs', pick('keepAliveTimeoutMs'), 100, 3_600_000),
+    shutdownTimeoutMs: int('shutdownTimeoutMs', pick('shutdownTimeoutMs'), 100, 3_600_000),
+    logLevel: String(pick('logLevel')),
+  };
+}
+
+export const accepts = (mode: Mode) => mode === 'receive' || mode === 'both';
+export const saves = (mode: Mode) => mode === 'save' || mode === 'both';

@@ -1,0 +1,67 @@
+// One register of every error intake raises on purpose. Each has a stable code (found in logs,
+// tests and docs/errors.md) and, where it reaches a client, the HTTP status decided here.
+
+export class IntakeError extends Error {
+  readonly code: string;
+  readonly statusCode: number;
+  /** Seconds a client should wait before retrying (sent as Retry-After), when the error is transient. */
+  readonly retryAfterS: number | undefined;
+
+  constructor(code: string, message: string, statusCode = 500, opts: { cause?: unknown; retryAfterS?: number } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'IntakeError';
+    this.code = code;
+    this.statusCode = statusCode;
+    this.retryAfterS = opts.retryAfterS;
+  }
+}
+
+type Maker = (message: string, opts?: { cause?: unknown; retryAfterS?: number }) => IntakeError;
+
+function define(code: string, statusCode: number, defaultRetryAfterS?: number): Maker & { code: string } {
+  const make = (message: string, opts: { cause?: unknown; retryAfterS?: number } = {}) =>
+    new IntakeError(code, message, statusCode, {
+      cause: opts.cause,
+      retryAfterS: opts.retryAfterS ?? defaultRetryAfterS,
+    });
+  return Object.assign(make, { code });
+}
+
+export const Errors = {
+  // client input (nothing is written)
+  badJson: define('INTAKE_BAD_JSON', 400),
+  badRequest: define('INTAKE_BAD_REQUEST', 400),
+  badCallbackUrl: define('INTAKE_BAD_CALLBACK_URL', 400),
+  badIdempotencyKey: define('INTAKE_BAD_IDEMPOTENCY_KEY', 400),
+  unsupportedMediaType: define('INTAKE_UNSUPPORTED_MEDIA_TYPE', 415),
+  bodyTooLarge: define('INTAKE_BODY_TOO_LARGE', 413),
+  notFound: define('INTAKE_NOT_FOUND', 404),
+  routeNotFound: define('INTAKE_ROUTE_NOT_FOUND', 404),
+  requestTimeout: define('INTAKE_REQUEST_TIMEOUT', 408),
+
+  // this node cannot serve the request right now (the client retries, maybe on another node)
+  spoolUnavailable: define('INTAKE_SPOOL_UNAVAILABLE', 503, 1),
+  spoolFull: define('INTAKE_SPOOL_FULL', 507, 5),
+  notAccepting: define('INTAKE_NOT_ACCEPTING', 503, 1),
+  notSaveMode: define('INTAKE_NOT_SAVE_MODE', 503, 1),
+  shuttingDown: define('INTAKE_SHUTTING_DOWN', 503, 1),
+
+  // spool files (never reach a client; logged, counted, reported by `intake spool verify`)
+  segmentCorrupt: define('INTAKE_SEGMENT_CORRUPT', 500),
+  segmentVersionUnsupported: define('INTAKE_SEGMENT_VERSION_UNSUPPORTED', 500),
+  nodeIdInUse: define('INTAKE_NODE_ID_IN_USE', 500),
+
+  // configuration and database
+  badConfig: define('INTAKE_BAD_CONFIG', 500),
+  schemaUnsupported: define('INTAKE_SCHEMA_UNSUPPORTED', 500),
+  internal: define('INTAKE_INTERNAL', 500),
+} as const;
+
+/** The JSON body every error answer carries. */
+export function errorBody(err: IntakeError): { error: { code: string; message: string } } {
+  return { error: { code: err.code, message: err.message } };
+}
+
+export function isErrno(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
+}

@@ -1,0 +1,66 @@
+// POST /v1/requests and GET /v1/requests/:id.
+//
+// POST: validate, give an id, frame a record, append it to the spool and answer 202 only once
+// the spool writer says the batch holding it is fdatasync'ed. Nothing is written for a refused request.
+import type { FastifyInstance } from 'fastify';
+import { Errors, IntakeError } from '../errors.js';
+import { encodeRecord, RecordKind } from '../spool/format.js';
+import { encodeRequestRecord } from '../spool/records.js';
+import type { StoredRequest } from '../store/store.js';
+import { isRequestId, newRequestId } from './ids.js';
+import type { IntakeContext } from './server.js';
+import { validateIdempotencyKey, validateNewRequest } from './validate.js';
+
+/** Until API keys exist (docs/operations.md), every request belongs to this tenant. */
+export const DEFAULT_TENANT = 'default';
+
+export function registerRequestRoutes(app: FastifyInstance, ctx: IntakeContext): void {
+  app.post('/v1/requests', async (req, reply) => {
+    try {
+      const spool = ctx.spool();
+      if (!spool) throw Errors.notAccepting(`node ${ctx.nodeId} does not accept requests in its current mode`);
+      const idempotencyKey = validateIdempotencyKey(req.headers['idempotency-key']);
+      const body = validateNewRequest(req.body);
+      const tenant = DEFAULT_TENANT;
+      const id = newRequestId(tenant, idempotencyKey);
+      const record = encodeRecord(
+        RecordKind.request,
+        encodeRequestRecord({ id, tenant, idempotencyKey, receivedAt: Date.now(), node: ctx.nodeId, ...body }),
+      );
+      await spool.append(record);
+      ctx.metrics.requests.inc({ outcome: 'accepted' });
+      const statusUrl = `/v1/requests/${id}`;
+      return reply.code(202).header('location', statusUrl).send({ id, status_url: statusUrl });
+    } catch (err) {
+      ctx.metrics.requests.inc({ outcome: err instanceof IntakeError ? err.code : 'INTAKE_INTERNAL' });
+      throw err;
+    }
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/requests/:id', async (req) => {
+    const store = ctx.store();
+    if (!store) throw Errors.notSaveMode(`node ${ctx.nodeId} does not read the database in its current mode; ask a save-mode node`);
+    const { id } = req.params;
+    const row = isRequestId(id) ? await store.getRequest(id) : null;
+    // Not in the database yet may also mean "accepted, still in the spool": a sealed segment
+    // reaches the database within about a second.
+    if (!row) throw Errors.notFound(`request ${id} is not in the database (yet)`);
+    return present(row);
+  });
+}
+
+function present(r: StoredRequest) {
+  return {
+    id: r.id,
+    status: r.status,
+    received_at: new Date(r.receivedAt).toISOString(),
+    stored_at: new Date(r.storedAt).toISOString(),
+    node_id: r.node,
+    callback_url: r.callbackUrl,
+    lane: r.lane,
+    not_before: r.notBefore === null ? null : new Date(r.notBefore).toISOString(),
+    idempotency_key: r.idempotencyKey,
+    payload: JSON.parse(r.payload) as unknown,
+    metadata: r.metadata === null ? null : (JSON.parse(r.metadata) as unknown),
+  };
+}

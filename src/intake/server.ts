@@ -1,0 +1,80 @@
+// The fastify server: client-facing routes, one error shape, explicit timeouts.
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { Errors, IntakeError, errorBody } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import type { SpoolWriter } from '../spool/writer.js';
+import type { Store } from '../store/store.js';
+import { registerHealthRoutes } from './health.js';
+import { registerRequestRoutes } from './requests.js';
+
+/** What the routes need from the node around them (the node owns the parts and their lifecycle). */
+export interface IntakeContext {
+  nodeId: string;
+  log: Logger;
+  metrics: Metrics;
+  /** The spool writer, or null when this node does not accept requests (save mode). */
+  spool(): SpoolWriter | null;
+  /** The store, or null when this node does not touch the database (receive mode). */
+  store(): Store | null;
+  /** Whether the load balancer should send requests here, and if not why. */
+  readiness(): { ready: boolean; reason?: string };
+}
+
+export interface ServerOptions {
+  bodyLimitBytes: number;
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+}
+
+const FASTIFY_TO_INTAKE: Record<string, (msg: string) => IntakeError> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: (m) => Errors.bodyTooLarge(m),
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: () => Errors.unsupportedMediaType('the body must be application/json'),
+  FST_ERR_CTP_EMPTY_JSON_BODY: () => Errors.badJson('the body is empty'),
+  FST_ERR_CTP_INVALID_JSON_BODY: (m) => Errors.badJson(m),
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: (m) => Errors.badRequest(m),
+};
+
+function toIntakeError(err: FastifyError): IntakeError {
+  if (err instanceof IntakeError) return err;
+  const mapped = err.code ? FASTIFY_TO_INTAKE[err.code] : undefined;
+  if (mapped) return mapped(err.message);
+  if (err instanceof SyntaxError) return Errors.badJson(`the body is not valid JSON: ${err.message}`);
+  if (err.statusCode === 408) return Errors.requestTimeout('the request took too long to arrive');
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return Errors.badRequest(err.message);
+  return Errors.internal('internal error', { cause: err });
+}
+
+export async function buildServer(ctx: IntakeContext, opts: ServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: ctx.log as FastifyBaseLogger,
+    // nothing logged per request on the hot path; errors are logged below
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: opts.bodyLimitBytes,
+    requestTimeout: opts.requestTimeoutMs,
+    keepAliveTimeout: opts.keepAliveTimeoutMs,
+    connectionTimeout: opts.requestTimeoutMs + opts.headersTimeoutMs,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+  // Slow or stuck clients are cut off: headers must arrive within headersTimeoutMs.
+  app.server.headersTimeout = opts.headersTimeoutMs;
+  // The API speaks JSON only: anything else is a 415, not a string that fails validation later.
+  app.removeContentTypeParser('text/plain');
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const e = toIntakeError(err);
+    if (e.statusCode >= 500) req.log.error({ err: e.cause ?? err, code: e.code, url: req.url }, 'request failed');
+    if (e.retryAfterS !== undefined) void reply.header('retry-after', String(e.retryAfterS));
+    void reply.code(e.statusCode).send(errorBody(e));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send(errorBody(Errors.routeNotFound(`no route ${req.method} ${req.url.split('?')[0]}`)));
+  });
+
+  registerHealthRoutes(app, ctx);
+  registerRequestRoutes(app, ctx);
+  return app;
+}

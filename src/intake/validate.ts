@@ -1,0 +1,72 @@
+// Validation of POST /v1/requests bodies. A refused request writes nothing; each refusal says
+// which field is wrong, with a stable error code.
+import { Errors } from '../errors.js';
+
+export interface NewRequest {
+  payload: string;
+  callbackUrl: string;
+  lane: string | null;
+  notBefore: number | null;
+  metadata: string | null;
+}
+
+const ALLOWED = new Set(['payload', 'callback_url', 'lane', 'not_before', 'metadata']);
+const LANE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const MAX_URL = 2048;
+const MAX_METADATA_BYTES = 16 * 1024;
+// Printable ASCII without spaces at the ends: keys travel in headers and logs.
+const IDEMPOTENCY_KEY = /^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$/;
+
+export function validateCallbackUrl(value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0) throw Errors.badCallbackUrl('callback_url is required and must be a string');
+  if (value.length > MAX_URL) throw Errors.badCallbackUrl(`callback_url is longer than ${MAX_URL} characters`);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw Errors.badCallbackUrl('callback_url is not a valid absolute URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw Errors.badCallbackUrl('callback_url must be http or https');
+  if (url.username || url.password) throw Errors.badCallbackUrl('callback_url must not carry credentials');
+  if (!url.hostname) throw Errors.badCallbackUrl('callback_url has no host');
+  return value;
+}
+
+function parseNotBefore(v: unknown): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'string') {
+    // RFC 3339 with an explicit zone, so the instant is not left to the server's time zone.
+    if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(v)) {
+      throw Errors.badRequest('not_before must be an RFC 3339 timestamp with a zone, like 2030-01-01T00:00:00Z');
+    }
+    const ms = Date.parse(v);
+    if (Number.isFinite(ms)) return ms;
+  }
+  throw Errors.badRequest('not_before must be an RFC 3339 timestamp with a zone, like 2030-01-01T00:00:00Z');
+}
+
+export function validateNewRequest(body: unknown): NewRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw Errors.badRequest('the body must be a JSON object');
+  const b = body as Record<string, unknown>;
+  for (const k of Object.keys(b)) if (!ALLOWED.has(k)) throw Errors.badRequest(`unknown field ${JSON.stringify(k)}`);
+  if (b.payload === undefined || b.payload === null) throw Errors.badRequest('payload is required');
+  const callbackUrl = validateCallbackUrl(b.callback_url);
+  let lane: string | null = null;
+  if (b.lane !== undefined && b.lane !== null) {
+    if (typeof b.lane !== 'string' || !LANE.test(b.lane)) throw Errors.badRequest('lane must be 1-64 characters of letters, digits, _ . -');
+    lane = b.lane;
+  }
+  let metadata: string | null = null;
+  if (b.metadata !== undefined && b.metadata !== null) {
+    if (typeof b.metadata !== 'object' || Array.isArray(b.metadata)) throw Errors.badRequest('metadata must be a JSON object');
+    metadata = JSON.stringify(b.metadata);
+    if (Buffer.byteLength(metadata) > MAX_METADATA_BYTES) throw Errors.badRequest(`metadata is larger than ${MAX_METADATA_BYTES} bytes`);
+  }
+  return { payload: JSON.stringify(b.payload), callbackUrl, lane, notBefore: parseNotBefore(b.not_before), metadata };
+}
+
+export function validateIdempotencyKey(v: string | string[] | undefined): string | null {
+  if (v === undefined) return null;
+  if (Array.isArray(v) || !IDEMPOTENCY_KEY.test(v)) throw Errors.badIdempotencyKey('Idempotency-Key must be 1-255 printable ASCII characters, given once');
+  return v;
+}

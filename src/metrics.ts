@@ -1,0 +1,54 @@
+// Prometheus metrics of one node. A registry per node (not prom-client's global one) so tests can
+// run several nodes in one process. Names carry their unit (docs/operations.md lists them).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics(opts: { defaults?: boolean } = {}) {
+  const registry = new Registry();
+  if (opts.defaults) collectDefaultMetrics({ register: registry, prefix: 'intake_process_' });
+  const m = {
+    registry,
+    requests: new Counter({
+      name: 'intake_requests_total',
+      help: 'Client requests to POST /v1/requests by outcome (accepted or an error code)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    fsyncSeconds: new Histogram({
+      name: 'intake_spool_fsync_seconds',
+      help: 'Time of one group-commit write + fdatasync',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    batchRecords: new Histogram({
+      name: 'intake_spool_batch_records',
+      help: 'Records covered by one fdatasync (group commit)',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      registers: [registry],
+    }),
+    spoolErrors: new Counter({
+      name: 'intake_spool_write_errors_total',
+      help: 'Failed spool writes or syncs; each fails its whole batch',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
+    segmentsSealed: new Counter({ name: 'intake_spool_segments_sealed_total', help: 'Segments sealed by this node', registers: [registry] }),
+    drainRecords: new Counter({
+      name: 'intake_drain_records_total',
+      help: 'Records drained into the database (inserted, or already present)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    drainSegments: new Counter({ name: 'intake_drain_segments_total', help: 'Segments drained and removed', registers: [registry] }),
+    drainErrors: new Counter({ name: 'intake_drain_errors_total', help: 'Drain attempts that failed and will be retried', registers: [registry] }),
+    quarantined: new Counter({
+      name: 'intake_quarantine_total',
+      help: 'Byte ranges or files moved to quarantine/',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    backlogSegments: new Gauge({ name: 'intake_spool_backlog_segments', help: 'Sealed segments waiting under the spool root (last scan)', registers: [registry] }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,52 @@
+// File-system primitives of the durability promise: whole writes, data syncs, directory syncs.
+import { promises as fsp, constants as C } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+
+/**
+ * Write all of `data` at `position`. A short write is continued, never ignored; an error is
+ * thrown as is (ENOSPC, EIO...) so the caller can fail the whole batch.
+ */
+export async function writeFully(fh: FileHandle, data: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+    if (bytesWritten <= 0) throw Object.assign(new Error(`write returned ${bytesWritten}`), { code: 'EIO' });
+    done += bytesWritten;
+  }
+}
+
+/** fsync a directory so a create, rename or unlink inside it survives a power loss. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, C.O_RDONLY | C.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Write a small file durably: temp file, fsync, rename, directory fsync. */
+export async function writeFileDurable(path: string, data: Buffer | string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const fh = await fsp.open(tmp, 'w');
+  try {
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    await writeFully(fh, buf, 0);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fsp.rename(tmp, path);
+  await fsyncDir(dirOf(path));
+}
+
+export function dirOf(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? (i === 0 ? '/' : '.') : path.slice(0, i);
+}
+
+/** Errors that mean "no space": the spool is full, not broken. */
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}

@@ -1,0 +1,86 @@
+// The node lock: held by the one process that writes a node's segments. A drainer that can take
+// it (the lock went stale) knows the node is dead and may seal its open segment.
+import { promises as fsp } from 'node:fs';
+import { hostname } from 'node:os';
+import lockfile from 'proper-lockfile';
+import type { Logger } from 'pino';
+import { Errors } from '../errors.js';
+import { nodeDir } from './layout.js';
+import { writeFileDurable } from './fsutil.js';
+
+export interface NodeLock {
+  release(): Promise<void>;
+}
+
+export interface NodeLockOptions {
+  staleMs: number;
+  /** How long to wait for a lock held by another live process before giving up. */
+  waitMs: number;
+  log: Logger;
+  onCompromised: (err: Error) => void;
+}
+
+interface Owner {
+  host: string;
+  pid: number;
+  startedAt: string;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function lockUpdateMs(staleMs: number): number {
+  return Math.max(500, Math.floor(staleMs / 4));
+}
+
+async function readOwner(dir: string): Promise<Owner | null> {
+  try {
+    return JSON.parse(await fsp.readFile(`${dir}/owner.json`, 'utf8')) as Owner;
+  } catch {
+    return null;
+  }
+}
+
+export async function acquireNodeLock(root: string, node: string, opts: NodeLockOptions): Promise<NodeLock> {
+  const dir = nodeDir(root, node);
+  await fsp.mkdir(dir, { recursive: true });
+  const lockOpts = {
+    stale: opts.staleMs,
+    update: lockUpdateMs(opts.staleMs),
+    realpath: false,
+    onCompromised: opts.onCompromised,
+  };
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(dir, { ...lockOpts, retries: 0 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
+    const owner = await readOwner(dir);
+    if (owner && owner.host === hostname() && owner.pid !== process.pid && !pidAlive(owner.pid)) {
+      // Our own host's previous process is gone (kill -9, crash): no need to wait for staleness.
+      opts.log.warn({ node, deadPid: owner.pid }, 'taking over node lock of a dead process on this host');
+      await fsp.rm(`${dir}.lock`, { recursive: true, force: true });
+      release = await lockfile.lock(dir, { ...lockOpts, retries: 0 });
+    } else {
+      opts.log.warn({ node, owner }, 'node lock is held; waiting for it to be released or go stale');
+      const tries = Math.max(1, Math.ceil(opts.waitMs / 500));
+      try {
+        release = await lockfile.lock(dir, { ...lockOpts, retries: { retries: tries, minTimeout: 500, maxTimeout: 500, factor: 1 } });
+      } catch (err2) {
+        throw Errors.nodeIdInUse(
+          `node id ${node} is in use by ${owner ? `pid ${owner.pid} on ${owner.host}` : 'another process'}; pick another --node-id or stop that process`,
+          { cause: err2 },
+        );
+      }
+    }
+  }
+  const me: Owner = { host: hostname(), pid: process.pid, startedAt: new Date().toISOString() };
+  await writeFileDurable(`${dir}/owner.json`, JSON.stringify(me) + '\n');
+  return { release: () => release().catch(() => undefined) };
+}

@@ -1,0 +1,82 @@
+// Damaged bytes never reach the database and are never silently dropped: they are copied here,
+// with a JSON report saying where they came from and why, for an operator to look at.
+import { promises as fsp } from 'node:fs';
+import { basename, join } from 'node:path';
+import { quarantineDir } from './layout.js';
+import { fsyncDir, writeFully } from './fsutil.js';
+
+export interface QuarantineReport {
+  /** The file the bytes came from, relative to the spool root when possible. */
+  source: string;
+  offset: number;
+  length: number;
+  reason: string;
+  detail?: string;
+  quarantinedAt: string;
+  quarantinedBy: string;
+}
+
+async function writeDurable(path: string, data: Buffer): Promise<void> {
+  const fh = await fsp.open(path, 'w');
+  try {
+    await writeFully(fh, data, 0);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Copy a byte range of a spool file to quarantine/. The name is derived from the source and
+ * offset, so doing it again after a crash rewrites the same files instead of adding new ones.
+ */
+export async function quarantineBytes(
+  root: string,
+  source: string,
+  bytes: Buffer,
+  info: { offset: number; reason: string; detail?: string; by: string },
+): Promise<string> {
+  const dir = quarantineDir(root);
+  await fsp.mkdir(dir, { recursive: true });
+  const stem = join(dir, `${basename(source)}@${info.offset}`);
+  await writeDurable(`${stem}.bin`, bytes);
+  const report: QuarantineReport = {
+    source: relative(root, source),
+    offset: info.offset,
+    length: bytes.length,
+    reason: info.reason,
+    ...(info.detail ? { detail: info.detail } : {}),
+    quarantinedAt: new Date().toISOString(),
+    quarantinedBy: info.by,
+  };
+  await writeDurable(`${stem}.json`, Buffer.from(JSON.stringify(report, null, 2) + '\n'));
+  await fsyncDir(dir);
+  return `${stem}.bin`;
+}
+
+/** Move a whole file into quarantine/ (a file whose header is damaged), with a report. */
+export async function quarantineFile(root: string, source: string, info: { reason: string; detail?: string; by: string }): Promise<string> {
+  const dir = quarantineDir(root);
+  await fsp.mkdir(dir, { recursive: true });
+  const st = await fsp.stat(source);
+  const dest = join(dir, `${basename(source)}@file`);
+  const report: QuarantineReport = {
+    source: relative(root, source),
+    offset: 0,
+    length: st.size,
+    reason: info.reason,
+    ...(info.detail ? { detail: info.detail } : {}),
+    quarantinedAt: new Date().toISOString(),
+    quarantinedBy: info.by,
+  };
+  await writeDurable(`${dest}.json`, Buffer.from(JSON.stringify(report, null, 2) + '\n'));
+  await fsp.rename(source, dest);
+  await fsyncDir(dir);
+  await fsyncDir(source.slice(0, source.lastIndexOf('/')) || '/');
+  return dest;
+}
+
+function relative(root: string, path: string): string {
+  const prefix = root.endsWith('/') ? root : root + '/';
+  return path.startsWith(prefix) ? path.slice(prefix.length) : path;
+}

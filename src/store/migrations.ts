@@ -1,0 +1,32 @@
+// Versioned migrations: plain SQL files named NNN_name.sql, one folder per engine under
+// src/store/migrations/. The files ship with the package and are read at run time.
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+// dist/src/store/migrations.js and src/store/migrations.ts both sit three levels under the package root.
+const packageRoot = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url));
+
+export function migrationsDir(engine: 'sqlite' | 'postgres'): string {
+  return join(packageRoot, 'src', 'store', 'migrations', engine);
+}
+
+export function loadMigrations(engine: 'sqlite' | 'postgres'): Migration[] {
+  const dir = migrationsDir(engine);
+  const out: Migration[] = [];
+  for (const file of readdirSync(dir).sort()) {
+    const m = /^(\d+)_([A-Za-z0-9_]+)\.sql$/.exec(file);
+    if (!m) continue;
+    out.push({ version: Number(m[1]), name: m[2]!, sql: readFileSync(join(dir, file), 'utf8') });
+  }
+  out.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migrations in ${dir} must be numbered 1..N without gaps (found ${m.version} at position ${i + 1})`);
+  });
+  return out;
+}

@@ -1,0 +1,112 @@
+// SQLite engine (better-sqlite3): WAL, synchronous=FULL, for a single node on local disk only
+// (SQLite's locking is not safe on NFS). better-sqlite3 is synchronous: inserts go in chunks so
+// one drain never holds the event loop for long.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { Errors } from '../../errors.js';
+import type { RequestRecord } from '../../spool/records.js';
+import { loadMigrations } from '../migrations.js';
+import type { SchemaState, Store, StoredRequest } from '../store.js';
+import { sql } from './sql.js';
+
+/** Rows per transaction: large enough to be cheap per row, small enough to keep the event loop responsive. */
+const CHUNK_ROWS = 2000;
+
+interface Row {
+  id: string;
+  tenant: string;
+  idempotency_key: string | null;
+  received_at: number;
+  stored_at: number;
+  node_id: string;
+  callback_url: string;
+  lane: string | null;
+  not_before: number | null;
+  payload: string;
+  metadata: string | null;
+  status: StoredRequest['status'];
+}
+
+export function openSqliteStore(path: string): Store {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  const migrations = loadMigrations('sqlite');
+  const latest = migrations.length;
+
+  const currentVersion = (): number =>
+    db.prepare(sql.hasMigrationsTable).get() ? (db.prepare(sql.currentVersion).get() as { v: number }).v : 0;
+
+  let insert: Database.Statement | null = null;
+  const insertChunk = db.transaction((rows: RequestRecord[], storedAt: number) => {
+    insert ??= db.prepare(sql.insertRequest);
+    let n = 0;
+    for (const r of rows) n += insert.run({ ...r, storedAt }).changes;
+    return n;
+  });
+
+  return {
+    engine: 'sqlite',
+    async migrate(opts = {}) {
+      // BEGIN EXCLUSIVE: a second migrator waits (busy_timeout) and then sees the work done.
+      const applied: number[] = [];
+      db.exec('BEGIN EXCLUSIVE');
+      try {
+        db.exec(sql.createMigrationsTable);
+        const from = currentVersion();
+        if (from > latest) throw Errors.schemaUnsupported(`database schema v${from} is newer than this build knows (v${latest}); upgrade intake`);
+        for (const m of migrations.slice(from)) {
+          if (!opts.dryRun) {
+            db.exec(m.sql);
+            db.prepare(sql.recordMigration).run(m.version, m.name, new Date().toISOString());
+          }
+          applied.push(m.version);
+        }
+        db.exec(opts.dryRun ? 'ROLLBACK' : 'COMMIT');
+      } catch (err) {
+        if (db.inTransaction) db.exec('ROLLBACK');
+        throw err;
+      }
+      return applied;
+    },
+    async schema(): Promise<SchemaState> {
+      return { current: currentVersion(), latest, minSupported: Math.max(1, latest - 1) };
+    },
+    async insertRequests(records) {
+      let inserted = 0;
+      const storedAt = Date.now();
+      for (let i = 0; i < records.length; i += CHUNK_ROWS) {
+        if (i > 0) await new Promise<void>((r) => setImmediate(r));
+        inserted += insertChunk(records.slice(i, i + CHUNK_ROWS), storedAt);
+      }
+      return inserted;
+    },
+    async getRequest(id) {
+      const r = db.prepare(sql.getRequest).get(id) as Row | undefined;
+      if (!r) return null;
+      return {
+        id: r.id,
+        tenant: r.tenant,
+        idempotencyKey: r.idempotency_key,
+        receivedAt: r.received_at,
+        storedAt: r.stored_at,
+        node: r.node_id,
+        callbackUrl: r.callback_url,
+        lane: r.lane,
+        notBefore: r.not_before,
+        payload: r.payload,
+        metadata: r.metadata,
+        status: r.status,
+      };
+    },
+    async countRequests() {
+      return (db.prepare(sql.countRequests).get() as { n: number }).n;
+    },
+    async close() {
+      if (db.open) db.close();
+    },
+  };
+}

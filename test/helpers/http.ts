@@ -1,0 +1,44 @@
+// Small HTTP client helpers over Node's fetch.
+export interface Answer {
+  status: number;
+  body: any;
+  headers: Headers;
+}
+
+export async function post(url: string, body: unknown, headers: Record<string, string> = {}, timeoutMs = 10000): Promise<Answer> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? safeJson(text) : null, headers: res.headers };
+}
+
+export async function get(url: string, timeoutMs = 10000): Promise<Answer> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  const text = await res.text();
+  return { status: res.status, body: text ? safeJson(text) : null, headers: res.headers };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Poll `fn` until it returns a truthy value or the time runs out (then throw with `what`). */
+export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 20000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
