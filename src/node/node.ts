@@ -48,7 +48,7 @@ export class IntakeNode {
     });
     try {
       if (saves(c.mode)) {
-        this.store = await openStore(c.db);
+        this.store = await openStore(c.db, { onError: (err) => this.log.warn({ err }, 'database connection lost; the next query reconnects') });
         await this.checkSchema(this.store);
         this.drainer = new Drainer({
           root: c.spool,

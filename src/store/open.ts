@@ -1,5 +1,6 @@
 // Pick the engine from a database URL: sqlite:<path> (default) or postgres://...
 import { Errors } from '../errors.js';
+import { openPostgresStore } from './postgres/engine.js';
 import { openSqliteStore } from './sqlite/engine.js';
 import type { Store } from './store.js';
 
@@ -13,8 +14,8 @@ export function parseDbUrl(url: string): { engine: 'sqlite'; path: string } | { 
   throw Errors.badConfig(`unsupported database URL ${JSON.stringify(url)}: use sqlite:<path> or postgres://...`);
 }
 
-export async function openStore(url: string): Promise<Store> {
+export async function openStore(url: string, opts: { onError?: (err: Error) => void } = {}): Promise<Store> {
   const parsed = parseDbUrl(url);
   if (parsed.engine === 'sqlite') return openSqliteStore(parsed.path);
-  throw Errors.badConfig('the PostgreSQL engine is not built yet');
+  return openPostgresStore(parsed.url, opts);
 }

@@ -1,0 +1,158 @@
+// PostgreSQL engine (pg with a pool): the store a cluster shares. Drains insert whole segments
+// in one transaction, in chunks of rows sent as arrays, with insert-if-absent on the id.
+import pg from 'pg';
+import { Errors } from '../../errors.js';
+import type { RequestRecord } from '../../spool/records.js';
+import { loadMigrations } from '../migrations.js';
+import type { SchemaState, Store, StoredRequest } from '../store.js';
+import { MIGRATION_LOCK_KEY, sql } from './sql.js';
+
+const CHUNK_ROWS = 5000;
+/** SQLSTATEs worth one more try of the whole transaction: deadlock_detected, serialization_failure. */
+const RETRYABLE = new Set(['40P01', '40001']);
+
+interface Row {
+  id: string;
+  tenant: string;
+  idempotency_key: string | null;
+  received_ms: number;
+  stored_ms: number;
+  node_id: string;
+  callback_url: string;
+  lane: string | null;
+  not_before_ms: number | null;
+  payload: string;
+  metadata: string | null;
+  status: StoredRequest['status'];
+}
+
+export function openPostgresStore(url: string, opts: { poolSize?: number; onError?: (err: Error) => void } = {}): Store {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.poolSize ?? 8,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30_000,
+    // A statement that hangs (server gone, network cut) must fail so the drainer can back off.
+    query_timeout: 60_000,
+    application_name: 'intake',
+  });
+  // An idle client losing its connection (database restart) is reported here; without a
+  // listener it would crash the process. The next query gets a fresh connection.
+  pool.on('error', (err) => opts.onError?.(err));
+  const migrations = loadMigrations('postgres');
+  const latest = migrations.length;
+
+  async function currentVersion(c: pg.ClientBase | pg.Pool): Promise<number> {
+    const present = (await c.query<{ present: boolean }>(sql.hasMigrationsTable)).rows[0]?.present;
+    if (!present) return 0;
+    return (await c.query<{ v: number }>(sql.currentVersion)).rows[0]?.v ?? 0;
+  }
+
+  async function insertSorted(records: RequestRecord[]): Promise<number> {
+    const client = await pool.connect();
+    let inserted = 0;
+    try {
+      await client.query('BEGIN');
+      for (let i = 0; i < records.length; i += CHUNK_ROWS) {
+        const chunk = records.slice(i, i + CHUNK_ROWS);
+        const res = await client.query(sql.insertRequests, [
+          chunk.map((r) => r.id),
+          chunk.map((r) => r.tenant),
+          chunk.map((r) => r.idempotencyKey),
+          chunk.map((r) => r.receivedAt),
+          chunk.map((r) => r.node),
+          chunk.map((r) => r.callbackUrl),
+          chunk.map((r) => r.lane),
+          chunk.map((r) => r.notBefore),
+          chunk.map((r) => r.payload),
+          chunk.map((r) => r.metadata),
+        ]);
+        inserted += res.rowCount ?? 0;
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      // A broken connection must not go back to the pool.
+      client.release(err as Error);
+      throw err;
+    }
+    client.release();
+    return inserted;
+  }
+
+  return {
+    engine: 'postgres',
+    async migrate(o = {}) {
+      const client = await pool.connect();
+      const applied: number[] = [];
+      try {
+        // A second `intake migrate` waits here, then finds nothing left to do.
+        await client.query(sql.lockMigrations, [MIGRATION_LOCK_KEY]);
+        try {
+          await client.query(sql.createMigrationsTable);
+          const from = await currentVersion(client);
+          if (from > latest) throw Errors.schemaUnsupported(`database schema v${from} is newer than this build knows (v${latest}); upgrade intake`);
+          for (const m of migrations.slice(from)) {
+            applied.push(m.version);
+            if (o.dryRun) continue;
+            await client.query('BEGIN');
+            try {
+              await client.query(m.sql);
+              await client.query(sql.recordMigration, [m.version, m.name]);
+              await client.query('COMMIT');
+            } catch (err) {
+              await client.query('ROLLBACK').catch(() => undefined);
+              throw err;
+            }
+          }
+        } finally {
+          await client.query(sql.unlockMigrations, [MIGRATION_LOCK_KEY]).catch(() => undefined);
+        }
+      } finally {
+        client.release();
+      }
+      return applied;
+    },
+    async schema(): Promise<SchemaState> {
+      return { current: await currentVersion(pool), latest, minSupported: Math.max(1, latest - 1) };
+    },
+    async insertRequests(records: RequestRecord[]) {
+      if (records.length === 0) return 0;
+      // Rows go in id order, so two drainers loading overlapping rows (a re-drain after a stale
+      // claim) take their row locks in the same order and cannot deadlock each other.
+      const sorted = records.slice().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await insertSorted(sorted);
+        } catch (err) {
+          const code = (err as { code?: string }).code;
+          if (attempt >= 3 || !code || !RETRYABLE.has(code)) throw err;
+        }
+      }
+    },
+    async getRequest(id) {
+      const r = (await pool.query<Row>(sql.getRequest, [id])).rows[0];
+      if (!r) return null;
+      return {
+        id: r.id,
+        tenant: r.tenant,
+        idempotencyKey: r.idempotency_key,
+        receivedAt: Math.round(r.received_ms),
+        storedAt: Math.round(r.stored_ms),
+        node: r.node_id,
+        callbackUrl: r.callback_url,
+        lane: r.lane,
+        notBefore: r.not_before_ms === null ? null : Math.round(r.not_before_ms),
+        payload: r.payload,
+        metadata: r.metadata,
+        status: r.status,
+      };
+    },
+    async countRequests() {
+      return (await pool.query<{ n: number }>(sql.countRequests)).rows[0]?.n ?? 0;
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,131 @@
+// One contract, two engines: every test here runs against SQLite and against a real PostgreSQL.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { v7 as uuidv7 } from 'uuid';
+import type { RequestRecord } from '../../src/spool/records.js';
+import { openStore } from '../../src/store/open.js';
+import type { Store } from '../../src/store/store.js';
+import { startPostgres, type PgServer } from '../helpers/postgres.js';
+import { tempDir } from '../helpers/tmp.js';
+
+function record(over: Partial<RequestRecord> = {}): RequestRecord {
+  return {
+    id: uuidv7(),
+    tenant: 'default',
+    idempotencyKey: null,
+    receivedAt: Date.now(),
+    node: 'node-a',
+    callbackUrl: 'https://example.com/hook',
+    lane: null,
+    notBefore: null,
+    payload: JSON.stringify({ n: Math.random(), text: 'héllo ✓', nested: { a: [1, 2, 3] } }),
+    metadata: null,
+    ...over,
+  };
+}
+
+const tmp = tempDir();
+let pgServer: PgServer;
+let dbSeq = 0;
+
+const engines: { name: string; fresh: () => Promise<string> }[] = [
+  { name: 'sqlite', fresh: async () => `sqlite:${join(tmp.path, `c${++dbSeq}.db`)}` },
+  { name: 'postgres', fresh: () => pgServer.createDatabase() },
+];
+
+before(async () => {
+  pgServer = await startPostgres();
+});
+after(async () => {
+  await pgServer?.close();
+  tmp.cleanup();
+});
+
+for (const engine of engines) {
+  describe(`store contract: ${engine.name}`, () => {
+    let url: string;
+    let store: Store;
+    before(async () => {
+      url = await engine.fresh();
+      store = await openStore(url);
+    });
+    after(async () => {
+      await store.close();
+    });
+
+    test('an empty database migrates to the newest schema, and again is a no-op', async () => {
+      const s0 = await store.schema();
+      assert.equal(s0.current, 0);
+      assert.ok(s0.latest >= 1);
+      const applied = await store.migrate();
+      assert.deepEqual(applied, Array.from({ length: s0.latest }, (_, i) => i + 1));
+      assert.equal((await store.schema()).current, s0.latest);
+      assert.deepEqual(await store.migrate(), []);
+    });
+
+    test('insert-if-absent: new ids are inserted once, repeats are ignored', async () => {
+      const a = [record(), record(), record()];
+      assert.equal(await store.insertRequests(a), 3);
+      assert.equal(await store.insertRequests(a), 0);
+      const b = [record(), a[0]!, record()];
+      assert.equal(await store.insertRequests(b), 2);
+      assert.equal(await store.insertRequests([]), 0);
+    });
+
+    test('a stored request reads back field for field', async () => {
+      const r = record({
+        idempotencyKey: 'key-1',
+        lane: 'short',
+        notBefore: Date.UTC(2030, 0, 1, 12, 30, 15, 123),
+        metadata: JSON.stringify({ team: 'x' }),
+        receivedAt: 1_795_000_000_123,
+      });
+      await store.insertRequests([r]);
+      const got = await store.getRequest(r.id);
+      assert.ok(got);
+      assert.equal(got.id, r.id);
+      assert.equal(got.tenant, r.tenant);
+      assert.equal(got.idempotencyKey, 'key-1');
+      assert.equal(got.receivedAt, r.receivedAt);
+      assert.equal(got.notBefore, r.notBefore);
+      assert.equal(got.node, r.node);
+      assert.equal(got.callbackUrl, r.callbackUrl);
+      assert.equal(got.lane, 'short');
+      assert.deepEqual(JSON.parse(got.payload), JSON.parse(r.payload));
+      assert.deepEqual(JSON.parse(got.metadata!), { team: 'x' });
+      assert.equal(got.status, 'pending');
+      assert.ok(Math.abs(got.storedAt - Date.now()) < 60_000);
+    });
+
+    test('an unknown id reads as null', async () => {
+      assert.equal(await store.getRequest(uuidv7()), null);
+    });
+
+    test('large batches: every row once', async () => {
+      const before = await store.countRequests();
+      const batch = Array.from({ length: 12_345 }, () => record());
+      assert.equal(await store.insertRequests(batch), batch.length);
+      assert.equal(await store.insertRequests(batch.slice(5000, 9000)), 0);
+      assert.equal(await store.countRequests(), before + batch.length);
+    });
+
+    test('concurrent writers on overlapping batches: each id stored exactly once', async () => {
+      const other = await openStore(url);
+      try {
+        const before = await store.countRequests();
+        const shared = Array.from({ length: 3000 }, () => record());
+        const onlyA = Array.from({ length: 500 }, () => record());
+        const onlyB = Array.from({ length: 500 }, () => record());
+        const [na, nb] = await Promise.all([
+          store.insertRequests([...shared, ...onlyA]),
+          other.insertRequests([...onlyB, ...shared.slice().reverse()]),
+        ]);
+        assert.equal(na + nb, 4000);
+        assert.equal(await store.countRequests(), before + 4000);
+      } finally {
+        await other.close();
+      }
+    });
+  });
+}
