@@ -31,9 +31,10 @@ interface Row {
 export function openSqliteStore(path: string): Store {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
+  // busy_timeout first: a second process opening the same file waits instead of failing.
+  db.pragma('busy_timeout = 10000');
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
-  db.pragma('busy_timeout = 5000');
   const migrations = loadMigrations('sqlite');
   const latest = migrations.length;
 
