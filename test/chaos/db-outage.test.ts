@@ -1,0 +1,83 @@
+// PostgreSQL stops (immediate: like a crash) in the middle of the load. Receive keeps answering
+// 202 because it never touches the database; the drainer backs off and resumes by itself when
+// the database returns; nothing acknowledged is lost or stored twice.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import pg from 'pg';
+import { listAllSegments } from '../../src/spool/layout.js';
+import { runCli, startDaemon } from '../helpers/daemon.js';
+import { post, sleep, waitFor } from '../helpers/http.js';
+import { startPostgres, type PgServer } from '../helpers/postgres.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const tmp = tempDir();
+let pgServer: PgServer;
+before(async () => {
+  pgServer = await startPostgres();
+});
+after(async () => {
+  await pgServer?.close();
+  tmp.cleanup();
+});
+
+async function keysInDb(url: string): Promise<string[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<{ k: string }>('SELECT idempotency_key AS k FROM requests')).rows.map((r) => r.k);
+  } finally {
+    await c.end();
+  }
+}
+
+test('database outage under load: 202s continue, drain resumes by itself, nothing lost', async (t) => {
+  const url = await pgServer.createDatabase();
+  assert.equal((await runCli(['migrate', '--db', url])).code, 0);
+  const spool = join(tmp.path, 'spool');
+  const node = await startDaemon({ spool, db: url, mode: 'both', args: ['--seal-after-ms', '100', '--scan-interval-ms', '100'] });
+  try {
+    const acked = new Set<string>();
+    const refused: number[] = [];
+    let ackedDuringOutage = 0;
+    let outage = false;
+    let stop = false;
+    let seq = 0;
+    const clients = Array.from({ length: 8 }, async () => {
+      while (!stop) {
+        const key = `k-${seq++}`;
+        const r = await post(`${node.url}/v1/requests`, { payload: { key }, callback_url: 'https://example.com/h' }, { 'idempotency-key': key });
+        if (r.status === 202) {
+          acked.add(key);
+          if (outage) ackedDuringOutage++;
+        } else refused.push(r.status);
+        await sleep(2);
+      }
+    });
+    await sleep(1500);
+    outage = true;
+    await pgServer.stopImmediate();
+    await sleep(4000);
+    outage = false;
+    await pgServer.restart();
+    await sleep(1500);
+    stop = true;
+    await Promise.all(clients);
+
+    await waitFor('backlog drained after the outage', async () => (await listAllSegments(spool)).length === 0, 60_000, 200);
+    const keys = await keysInDb(url);
+    const stored = new Set(keys);
+    const lost = [...acked].filter((k) => !stored.has(k));
+    const unexpected = keys.filter((k) => !k.startsWith('k-'));
+    t.diagnostic(`acked ${acked.size}, during outage ${ackedDuringOutage}, stored ${keys.length}, refused ${refused.length}`);
+    assert.deepEqual(refused, [], 'no request refused during the outage');
+    assert.ok(ackedDuringOutage > 50, `requests kept being acknowledged during the outage (${ackedDuringOutage})`);
+    assert.deepEqual(lost, [], 'no acknowledged request lost');
+    assert.equal(keys.length, stored.size, 'no duplicates');
+    assert.deepEqual(unexpected, []);
+    assert.match(node.output(), /drain failed; backing off/, 'the drainer noticed the outage');
+    assert.match(node.output(), /drain recovered/, 'and recovered by itself');
+  } finally {
+    await node.kill('SIGTERM');
+  }
+});
