@@ -25,6 +25,11 @@ export interface Config {
   headersTimeoutMs: number;
   keepAliveTimeoutMs: number;
   shutdownTimeoutMs: number;
+  heartbeatMs: number;
+  deadAfterMs: number;
+  stopGraceMs: number;
+  stopIdleMs: number;
+  archiveRetentionMs: number;
   logLevel: string;
 }
 
@@ -48,6 +53,11 @@ export const ENV: Record<keyof Config, string> = {
   headersTimeoutMs: 'INTAKE_HEADERS_TIMEOUT_MS',
   keepAliveTimeoutMs: 'INTAKE_KEEP_ALIVE_TIMEOUT_MS',
   shutdownTimeoutMs: 'INTAKE_SHUTDOWN_TIMEOUT_MS',
+  heartbeatMs: 'INTAKE_HEARTBEAT_MS',
+  deadAfterMs: 'INTAKE_DEAD_AFTER_MS',
+  stopGraceMs: 'INTAKE_STOP_GRACE_MS',
+  stopIdleMs: 'INTAKE_STOP_IDLE_MS',
+  archiveRetentionMs: 'INTAKE_ARCHIVE_RETENTION_MS',
   logLevel: 'INTAKE_LOG_LEVEL',
 };
 
@@ -67,6 +77,11 @@ export const DEFAULTS = {
   headersTimeoutMs: 10_000,
   keepAliveTimeoutMs: 65_000,
   shutdownTimeoutMs: 30_000,
+  heartbeatMs: 1000,
+  deadAfterMs: 3000,
+  stopGraceMs: 5000,
+  stopIdleMs: 1000,
+  archiveRetentionMs: 7 * 24 * 3600 * 1000,
   logLevel: 'info',
 } as const satisfies Omit<Config, 'nodeId'>;
 
@@ -109,6 +124,11 @@ export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env)
     headersTimeoutMs: int('headersTimeoutMs', pick('headersTimeoutMs'), 100, 3_600_000),
     keepAliveTimeoutMs: int('keepAliveTimeoutMs', pick('keepAliveTimeoutMs'), 100, 3_600_000),
     shutdownTimeoutMs: int('shutdownTimeoutMs', pick('shutdownTimeoutMs'), 100, 3_600_000),
+    heartbeatMs: int('heartbeatMs', pick('heartbeatMs'), 50, 60_000),
+    deadAfterMs: int('deadAfterMs', pick('deadAfterMs'), 200, 600_000),
+    stopGraceMs: int('stopGraceMs', pick('stopGraceMs'), 0, 600_000),
+    stopIdleMs: int('stopIdleMs', pick('stopIdleMs'), 0, 600_000),
+    archiveRetentionMs: int('archiveRetentionMs', pick('archiveRetentionMs'), 1000, 10 * 365 * 24 * 3600 * 1000),
     logLevel: String(pick('logLevel')),
   };
 }

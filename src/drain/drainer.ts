@@ -5,12 +5,13 @@
 // on the id, commit, then delete (or archive) the file and fsync the directory. A crash at any
 // point leaves the file for the next claim, and the re-insert finds the ids already present.
 // Segments are found by chokidar events and by a periodic scan (NFS sends no events across hosts).
-// It also seals the open segment of a node whose lock went stale (the node died).
+// (Sealing what dead nodes left open is the cluster leader's duty: src/cluster/duties.ts.)
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import chokidar, { type FSWatcher } from 'chokidar';
 import lockfile from 'proper-lockfile';
 import type { Logger } from 'pino';
+import { Errors } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { decodeSegment, RecordKind } from '../spool/format.js';
 import { fsyncDir } from '../spool/fsutil.js';
@@ -18,12 +19,11 @@ import { archiveDir, listAllSegments, nodeDir, nodesDir, SEALED_EXT, type Segmen
 import { lockUpdateMs } from '../spool/node-lock.js';
 import { quarantineBytes, quarantineFile } from '../spool/quarantine.js';
 import { parseRequestRecord, type RequestRecord } from '../spool/records.js';
-import { sealLeftover } from '../spool/recover.js';
 import type { Store } from '../store/store.js';
 
 export interface DrainerOptions {
   root: string;
-  /** This node's id: its own open segment belongs to its writer, never to the drainer. */
+  /** This node's id (logged as the quarantiner). */
   node: string;
   store: Store;
   log: Logger;
@@ -127,32 +127,18 @@ export class Drainer {
     } while (this.again && this.state === 'running');
   }
 
-  /** One scan: drain what is sealed, take over what dead nodes left open. True if anything moved. */
+  /** One scan: drain what is sealed. True if anything moved. */
   private async pass(): Promise<boolean> {
-    const files = await listAllSegments(this.o.root);
-    let sealedCount = 0;
-    let worked = false;
-    const openByNode = new Map<string, SegmentFile[]>();
-    for (const f of files) {
-      if (f.state === 'open') {
-        if (f.node !== this.o.node) openByNode.set(f.node, [...(openByNode.get(f.node) ?? []), f]);
-        continue;
-      }
-      sealedCount++;
-    }
-    this.o.metrics.backlogSegments.set(sealedCount);
     // Oldest first across all nodes: segment ids are UUIDv7.
-    const sealed = files.filter((f) => f.state === 'sealed').sort((a, b) => (a.segment < b.segment ? -1 : 1));
+    const sealed = (await listAllSegments(this.o.root)).filter((f) => f.state === 'sealed').sort((a, b) => (a.segment < b.segment ? -1 : 1));
+    this.o.metrics.backlogSegments.set(sealed.length);
+    let worked = false;
     for (const f of sealed) {
       if (this.state !== 'running') break;
       const skipUntil = this.unsupported.get(f.path);
       if (skipUntil !== undefined && Date.now() < skipUntil) continue;
       const outcome = await this.drainSegment(f);
       if (outcome === 'drained' || outcome === 'quarantined') worked = true;
-    }
-    for (const [node, open] of openByNode) {
-      if (this.state !== 'running') break;
-      if (await this.takeOverDeadNode(node, open)) worked = true;
     }
     return worked;
   }
@@ -187,13 +173,13 @@ export class Drainer {
       const dec = decodeSegment(buf);
       if (dec.headerProblem) {
         if (dec.headerProblem.code === 'unsupported-version') {
-          if (!this.unsupported.has(f.path)) log.error({ file: f.path, err: dec.headerProblem.message }, 'segment left for an upgraded node');
+          if (!this.unsupported.has(f.path)) log.error({ code: Errors.segmentVersionUnsupported.code, file: f.path, err: dec.headerProblem.message }, 'segment left for an upgraded node');
           this.unsupported.set(f.path, Date.now() + 60_000);
           return 'unsupported';
         }
         await quarantineFile(root, f.path, { reason: `header-${dec.headerProblem.code}`, detail: dec.headerProblem.message, by: this.o.node });
         metrics.quarantined.inc({ reason: 'header' });
-        log.error({ file: f.path, err: dec.headerProblem.message }, 'quarantined segment with a damaged header');
+        log.error({ code: Errors.segmentCorrupt.code, file: f.path, err: dec.headerProblem.message }, 'quarantined segment with a damaged header');
         return 'quarantined';
       }
       const requests: RequestRecord[] = [];
@@ -238,32 +224,6 @@ export class Drainer {
   private async quarantine(f: SegmentFile, buf: Buffer, offset: number, length: number, reason: string): Promise<void> {
     await quarantineBytes(this.o.root, f.path, buf.subarray(offset, offset + length), { offset, reason, by: this.o.node });
     this.o.metrics.quarantined.inc({ reason });
-    this.o.log.error({ segment: f.segment, segmentNode: f.node, offset, length, reason }, 'quarantined damaged bytes of a segment');
-  }
-
-  /** If `node`'s lock can be taken, the node is dead: seal what it left open. */
-  private async takeOverDeadNode(node: string, open: SegmentFile[]): Promise<boolean> {
-    let release: () => Promise<void>;
-    try {
-      release = await lockfile.lock(nodeDir(this.o.root, node), {
-        stale: this.o.lockStaleMs,
-        update: lockUpdateMs(this.o.lockStaleMs),
-        retries: 0,
-        realpath: false,
-        onCompromised: () => undefined, // the node came back; sealing is idempotent
-      });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ELOCKED') return false;
-      throw err;
-    }
-    try {
-      for (const f of open) {
-        const outcome = await sealLeftover(this.o.root, f.path, this.o.node, this.o.log, this.o.lockStaleMs);
-        this.o.log.warn({ deadNode: node, segment: f.segment, outcome }, 'took over open segment of a dead node');
-      }
-      return true;
-    } finally {
-      await release().catch(() => undefined);
-    }
+    this.o.log.error({ code: Errors.segmentCorrupt.code, segment: f.segment, segmentNode: f.node, offset, length, reason }, 'quarantined damaged bytes of a segment');
   }
 }

@@ -29,6 +29,7 @@ export function registerRequestRoutes(app: FastifyInstance, ctx: IntakeContext):
       );
       await spool.append(record);
       ctx.metrics.requests.inc({ outcome: 'accepted' });
+      ctx.noteAccepted();
       const statusUrl = `/v1/requests/${id}`;
       return reply.code(202).header('location', statusUrl).send({ id, status_url: statusUrl });
     } catch (err) {

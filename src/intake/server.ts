@@ -19,6 +19,8 @@ export interface IntakeContext {
   store(): Store | null;
   /** Whether the load balancer should send requests here, and if not why. */
   readiness(): { ready: boolean; reason?: string };
+  /** Called for every acknowledged request (the node's idle time drives graceful drain). */
+  noteAccepted(): void;
 }
 
 export interface ServerOptions {

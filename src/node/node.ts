@@ -1,34 +1,58 @@
-// The daemon: wires spool writer, drainer, store and HTTP server for the configured mode and
-// tears them down in the order that keeps the promise.
+// The daemon: one `intake start` process. It holds its node lock, registers in the cluster,
+// runs the parts of its mode (parts.ts), serves HTTP, and every heartbeat period publishes its
+// heartbeat, applies the desired mode and drain flag (control), and, when it leads, runs the
+// cluster duties.
 //
-// start(): node lock -> (save) store + schema check + drainer -> (receive) writer, sealing what
-//          the previous run left open -> HTTP listen.
-// close(): readiness fails; HTTP stops taking requests and finishes those in flight (each waits
-//          for its fsync); the writer seals its segment; the drainer finishes its segment; the
-//          store and node lock are released. Idempotent. destroy(): at once, nothing sealed.
+// start(): node lock -> registration -> desired mode -> parts -> HTTP listen -> heartbeat/control.
+// close(): readiness fails at once; requests keep being served until the node has been idle for
+//          stopIdleMs (the load balancer has noticed) or stopGraceMs passed; then HTTP stops
+//          (in-flight requests finish, each waiting for its fsync), the writer seals its segment,
+//          the drainer finishes its segment, the lock is released. Idempotent.
+// destroy(): at once; nothing sealed (the next start recovers it).
+import { promises as fsp } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
+import chokidar, { type FSWatcher } from 'chokidar';
 import pino, { type Logger } from 'pino';
-import { accepts, saves, type Config } from '../config.js';
-import { Drainer } from '../drain/drainer.js';
-import { Errors } from '../errors.js';
+import type { Config, Mode } from '../config.js';
+import { effectiveMode, isDrained, readDesired } from '../cluster/desired.js';
+import { pruneArchive, sealDeadNodes } from '../cluster/duties.js';
+import { HeartbeatPublisher } from '../cluster/heartbeat.js';
+import { Membership } from '../cluster/membership.js';
+import { clusterDir, heartbeatPath } from '../cluster/paths.js';
+import { register } from '../cluster/register.js';
 import { buildServer } from '../intake/server.js';
 import { createMetrics, type Metrics } from '../metrics.js';
+import { packageVersion } from '../package.js';
+import { listSegments } from '../spool/layout.js';
 import { acquireNodeLock, type NodeLock } from '../spool/node-lock.js';
-import { SpoolWriter } from '../spool/writer.js';
-import { openStore } from '../store/open.js';
-import type { Store } from '../store/store.js';
+import { Parts } from './parts.js';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class IntakeNode {
   readonly config: Config;
   readonly log: Logger;
   readonly metrics: Metrics;
+  readonly parts: Parts;
   private lock: NodeLock | null = null;
-  private writer: SpoolWriter | null = null;
-  private drainer: Drainer | null = null;
-  private store: Store | null = null;
   private server: FastifyInstance | null = null;
+  private heartbeat: HeartbeatPublisher | null = null;
+  private membership: Membership;
+  private watcher: FSWatcher | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private seq = 0;
+  private generation = 0;
+  private modeError: string | null = null;
+  private drained = false;
   private stopping = false;
+  private leader = false;
+  private backlog = 0;
+  private accepted = 0;
+  private lastAcceptedAt: number | null = null;
+  private controlling: Promise<void> | null = null;
+  private lastPrune = 0;
   private closing: Promise<void> | null = null;
+  private readonly startedAt = new Date().toISOString();
   /** Address the HTTP server listens on, once started. */
   url = '';
 
@@ -36,6 +60,12 @@ export class IntakeNode {
     this.config = config;
     this.log = opts.log ?? pino({ level: config.logLevel, base: { node: config.nodeId } });
     this.metrics = createMetrics({ defaults: true });
+    this.parts = new Parts(config, this.log, this.metrics);
+    this.membership = new Membership({ root: config.spool, self: config.nodeId, deadAfterMs: config.deadAfterMs });
+  }
+
+  get mode(): Mode | null {
+    return this.parts.mode;
   }
 
   async start(): Promise<void> {
@@ -47,46 +77,44 @@ export class IntakeNode {
       onCompromised: (err) => this.onLockLost(err),
     });
     try {
-      if (saves(c.mode)) {
-        this.store = await openStore(c.db, { onError: (err) => this.log.warn({ err }, 'database connection lost; the next query reconnects') });
-        await this.checkSchema(this.store);
-        this.drainer = new Drainer({
-          root: c.spool,
-          node: c.nodeId,
-          store: this.store,
-          log: this.log.child({ part: 'drain' }),
-          metrics: this.metrics,
-          scanIntervalMs: c.scanIntervalMs,
-          lockStaleMs: c.lockStaleMs,
-          archive: c.archive,
-        });
-        await this.drainer.start();
-      }
-      if (accepts(c.mode)) {
-        this.writer = new SpoolWriter({
-          root: c.spool,
-          node: c.nodeId,
-          maxSegmentBytes: c.maxSegmentBytes,
-          sealAfterMs: c.sealAfterMs,
-          lockStaleMs: c.lockStaleMs,
-          log: this.log.child({ part: 'spool' }),
-          metrics: this.metrics,
-        });
-        await this.writer.start();
-      }
+      this.seq = await register(c.spool, c.nodeId);
+      // The operator's desired mode (intake mode) outlives restarts; --mode is the default
+      // for a node the desired state does not name.
+      const desired = await readDesired(c.spool);
+      this.generation = desired.generation;
+      this.drained = await isDrained(c.spool, c.nodeId);
+      await this.parts.apply(effectiveMode(desired, c.nodeId, c.mode));
       this.server = await buildServer(
         {
           nodeId: c.nodeId,
           log: this.log,
           metrics: this.metrics,
-          spool: () => (this.stopping ? null : this.writer),
-          store: () => this.store,
+          spool: () => this.parts.writer,
+          store: () => this.parts.store,
           readiness: () => this.readiness(),
+          noteAccepted: () => {
+            this.accepted++;
+            this.lastAcceptedAt = performance.now();
+          },
         },
         c,
       );
       this.url = await this.server.listen({ host: c.host, port: c.port });
-      this.log.info({ url: this.url, mode: c.mode, spool: c.spool, db: saves(c.mode) ? redact(c.db) : undefined }, 'intake node started');
+      this.heartbeat = new HeartbeatPublisher({
+        root: c.spool,
+        node: c.nodeId,
+        everyMs: c.heartbeatMs,
+        state: () => this.heartbeatState(),
+        onError: (err) => this.log.warn({ err }, 'heartbeat write failed'),
+      });
+      await this.heartbeat.start();
+      this.watcher = chokidar.watch(clusterDir(c.spool), { depth: 1, ignoreInitial: true });
+      this.watcher.on('all', () => void this.control());
+      this.watcher.on('error', (err) => this.log.warn({ err }, 'cluster watcher error; polling continues'));
+      this.timer = setInterval(() => void this.control(), Math.min(500, c.heartbeatMs));
+      this.timer.unref();
+      await this.control();
+      this.log.info({ url: this.url, mode: this.mode, seq: this.seq, version: packageVersion, spool: c.spool }, 'intake node started');
     } catch (err) {
       await this.destroy();
       throw err;
@@ -95,25 +123,79 @@ export class IntakeNode {
 
   readiness(): { ready: boolean; reason?: string } {
     if (this.stopping) return { ready: false, reason: 'shutting down' };
-    if (!this.writer) return { ready: false, reason: `mode ${this.config.mode} does not accept requests` };
-    if (!this.writer.healthy) return { ready: false, reason: `spool not writable (${this.writer.lastError})` };
+    if (this.drained) return { ready: false, reason: 'drained by an operator' };
+    const w = this.parts.writer;
+    if (!w) return { ready: false, reason: `mode ${this.mode} does not accept requests` };
+    if (!w.healthy) return { ready: false, reason: `spool not writable (${w.lastError})` };
     return { ready: true };
   }
 
-  /** Save mode against a schema this build does not support is refused, with the command to run. */
-  private async checkSchema(store: Store): Promise<void> {
-    let s = await store.schema();
-    if (store.engine === 'sqlite' && s.current < s.latest) {
-      // The embedded database belongs to this node alone: bring it up to date here.
-      const applied = await store.migrate();
-      this.log.info({ applied }, 'migrated embedded database');
-      s = await store.schema();
+  private heartbeatState() {
+    return {
+      seq: this.seq,
+      mode: this.mode ?? this.config.mode,
+      generation: this.generation,
+      modeError: this.modeError,
+      version: packageVersion,
+      url: this.url,
+      backlog: this.backlog,
+      drained: this.drained || this.stopping,
+      ready: this.readiness().ready,
+      idleMs: this.lastAcceptedAt === null ? null : Math.round(performance.now() - this.lastAcceptedAt),
+      leader: this.leader,
+      accepted: this.accepted,
+      startedAt: this.startedAt,
+    };
+  }
+
+  /** One control step: desired mode, drain flag, membership and the leader's duties. Never overlaps itself. */
+  private control(): Promise<void> {
+    if (this.controlling || this.stopping) return this.controlling ?? Promise.resolve();
+    this.controlling = this.controlStep()
+      .catch((err) => this.log.error({ err }, 'control step failed'))
+      .finally(() => {
+        this.controlling = null;
+      });
+    return this.controlling;
+  }
+
+  private async controlStep(): Promise<void> {
+    const c = this.config;
+    let changed = false;
+    const drained = await isDrained(c.spool, c.nodeId);
+    if (drained !== this.drained) {
+      this.drained = drained;
+      this.log.info({ drained }, drained ? 'drained: readiness fails, accepted work is still served' : 'undrained: ready again');
+      changed = true;
     }
-    if (s.current > s.latest) {
-      throw Errors.schemaUnsupported(`database schema is v${s.current}, newer than this build knows (v${s.latest}): upgrade intake on this node, or run it in receive mode`);
+    const desired = await readDesired(c.spool);
+    if (desired.generation !== this.generation) {
+      const target = effectiveMode(desired, c.nodeId, c.mode);
+      try {
+        if (target !== this.mode) await this.parts.apply(target);
+        this.modeError = null;
+      } catch (err) {
+        this.modeError = (err as Error).message;
+        this.log.error({ err, target }, 'could not switch mode; keeping the current one');
+      }
+      this.generation = desired.generation;
+      changed = true;
     }
-    if (s.current < s.minSupported) {
-      throw Errors.schemaUnsupported(`database schema is v${s.current}, older than this build needs (v${s.minSupported}): run \`intake migrate --db <url>\``);
+    await this.membership.poll();
+    const leader = this.membership.leader() === c.nodeId;
+    if (leader !== this.leader) {
+      this.leader = leader;
+      this.log.info({ leader }, leader ? 'became cluster leader' : 'no longer cluster leader');
+      changed = true;
+    }
+    if (changed) await this.heartbeat?.beat();
+    this.backlog = (await listSegments(c.spool, c.nodeId)).filter((f) => f.state === 'sealed').length;
+    if (this.leader) {
+      await sealDeadNodes(c.spool, c.nodeId, c.lockStaleMs, this.log);
+      if (c.archive && Date.now() - this.lastPrune > 60_000) {
+        this.lastPrune = Date.now();
+        await pruneArchive(c.spool, c.archiveRetentionMs, this.log);
+      }
     }
   }
 
@@ -137,10 +219,16 @@ export class IntakeNode {
       }, this.config.shutdownTimeoutMs);
       timer.unref();
       try {
+        await this.heartbeat?.beat(); // tells `intake status` and `node drain --wait` we are going
+        await this.waitForQuiet();
+        if (this.timer) clearInterval(this.timer);
+        await this.watcher?.close();
+        await this.controlling;
         await this.server?.close();
-        await this.writer?.close();
-        await this.drainer?.close();
-        await this.store?.close();
+        await this.parts.close();
+        await this.heartbeat?.close();
+        // A node that stopped cleanly is not a member any more: it must not hold up `mode --wait`.
+        await fsp.rm(heartbeatPath(this.config.spool, this.config.nodeId), { force: true });
         await this.lock?.release();
         this.log.info('intake node stopped');
       } finally {
@@ -150,21 +238,25 @@ export class IntakeNode {
     return this.closing;
   }
 
+  /** Keep serving until no request came for stopIdleMs (the load balancer saw /readyz fail), at most stopGraceMs. */
+  private async waitForQuiet(): Promise<void> {
+    const { stopGraceMs, stopIdleMs } = this.config;
+    if (!this.parts.writer || !this.server) return;
+    const deadline = performance.now() + stopGraceMs;
+    while (performance.now() < deadline) {
+      const idle = this.lastAcceptedAt === null ? Infinity : performance.now() - this.lastAcceptedAt;
+      if (idle >= stopIdleMs) return;
+      await sleep(Math.min(50, stopIdleMs));
+    }
+  }
+
   async destroy(): Promise<void> {
     this.stopping = true;
-    await this.writer?.destroy();
-    await this.drainer?.close().catch(() => undefined);
+    if (this.timer) clearInterval(this.timer);
+    await this.watcher?.close().catch(() => undefined);
+    await this.heartbeat?.close().catch(() => undefined);
+    await this.parts.destroy();
     await this.server?.close().catch(() => undefined);
-    await this.store?.close().catch(() => undefined);
     await this.lock?.release();
   }
-
-  /** For tests and tools in the same process. */
-  parts() {
-    return { writer: this.writer, drainer: this.drainer, store: this.store };
-  }
-}
-
-function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }

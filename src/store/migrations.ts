@@ -1,17 +1,14 @@
 // Versioned migrations: plain SQL files named NNN_name.sql, one folder per engine under
 // src/store/migrations/. The files ship with the package and are read at run time.
 import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { packageRoot } from '../package.js';
 
 export interface Migration {
   version: number;
   name: string;
   sql: string;
 }
-
-// dist/src/store/migrations.js and src/store/migrations.ts both sit three levels under the package root.
-const packageRoot = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url));
 
 export function migrationsDir(engine: 'sqlite' | 'postgres'): string {
   return join(packageRoot, 'src', 'store', 'migrations', engine);

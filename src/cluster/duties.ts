@@ -1,0 +1,72 @@
+// Cluster-wide duties, run by the leader only: hand over what dead nodes left open, prune
+// the archive. Each is idempotent and guarded by spool locks, because two nodes may both
+// believe they lead for a moment.
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
+import type { Logger } from 'pino';
+import { listAllSegments, nodeDir, type SegmentFile } from '../spool/layout.js';
+import { lockUpdateMs } from '../spool/node-lock.js';
+import { sealLeftover } from '../spool/recover.js';
+
+/**
+ * Seal the open segments of nodes whose node lock has gone stale (the process is gone), so a
+ * drainer can load them. A live node's lock is fresh and is left alone.
+ */
+export async function sealDeadNodes(root: string, self: string, lockStaleMs: number, log: Logger): Promise<number> {
+  const openByNode = new Map<string, SegmentFile[]>();
+  for (const f of await listAllSegments(root)) {
+    if (f.state === 'open' && f.node !== self) openByNode.set(f.node, [...(openByNode.get(f.node) ?? []), f]);
+  }
+  let sealed = 0;
+  for (const [node, files] of openByNode) {
+    let release: () => Promise<void>;
+    try {
+      release = await lockfile.lock(nodeDir(root, node), {
+        stale: lockStaleMs,
+        update: lockUpdateMs(lockStaleMs),
+        retries: 0,
+        realpath: false,
+        onCompromised: () => undefined, // the node came back; sealing is idempotent
+      });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ELOCKED') continue; // alive
+      throw err;
+    }
+    try {
+      for (const f of files) {
+        const outcome = await sealLeftover(root, f.path, self, log, lockStaleMs);
+        log.warn({ deadNode: node, segment: f.segment, outcome }, 'took over open segment of a dead node');
+        if (outcome === 'sealed') sealed++;
+      }
+    } finally {
+      await release().catch(() => undefined);
+    }
+  }
+  return sealed;
+}
+
+/** Delete archived segments older than retentionMs (by file modification time). */
+export async function pruneArchive(root: string, retentionMs: number, log: Logger): Promise<number> {
+  const base = join(root, 'archive');
+  let nodes: string[];
+  try {
+    nodes = await fsp.readdir(base);
+  } catch {
+    return 0;
+  }
+  const cutoff = Date.now() - retentionMs;
+  let removed = 0;
+  for (const n of nodes) {
+    for (const name of await fsp.readdir(join(base, n)).catch(() => [] as string[])) {
+      const p = join(base, n, name);
+      const st = await fsp.stat(p).catch(() => null);
+      if (st && st.mtimeMs < cutoff) {
+        await fsp.rm(p, { force: true });
+        removed++;
+      }
+    }
+  }
+  if (removed > 0) log.info({ removed }, 'pruned archived segments');
+  return removed;
+}

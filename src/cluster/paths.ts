@@ -1,0 +1,15 @@
+// Where cluster state lives under the spool root (shared storage: every node sees it).
+//
+//   <root>/cluster/heartbeats/<node>.json   each node's heartbeat, rewritten every second
+//   <root>/cluster/members/<seq>-<node>     registration numbers, one per process start (leader = lowest live)
+//   <root>/cluster/desired.json             desired modes with a generation number (intake mode)
+//   <root>/cluster/drained/<node>           present while an operator has drained the node (intake node drain)
+import { join } from 'node:path';
+
+export const clusterDir = (root: string) => join(root, 'cluster');
+export const heartbeatsDir = (root: string) => join(root, 'cluster', 'heartbeats');
+export const heartbeatPath = (root: string, node: string) => join(root, 'cluster', 'heartbeats', `${node}.json`);
+export const membersDir = (root: string) => join(root, 'cluster', 'members');
+export const desiredPath = (root: string) => join(root, 'cluster', 'desired.json');
+export const drainedDir = (root: string) => join(root, 'cluster', 'drained');
+export const drainedPath = (root: string, node: string) => join(root, 'cluster', 'drained', node);

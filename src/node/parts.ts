@@ -1,0 +1,116 @@
+// The parts a mode needs, started and stopped as the mode changes at run time.
+//   receive: spool writer.     save: store + drainer.     both: all of them.
+// Leaving receive: new requests are refused at once (503), queued ones finish, the segment is
+// sealed. Leaving save: the drainer finishes the segment it is loading, then the store closes.
+import type { Logger } from 'pino';
+import { accepts, saves, type Config, type Mode } from '../config.js';
+import { Drainer } from '../drain/drainer.js';
+import { Errors } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import { SpoolWriter } from '../spool/writer.js';
+import { openStore } from '../store/open.js';
+import type { Store } from '../store/store.js';
+
+export class Parts {
+  writer: SpoolWriter | null = null;
+  drainer: Drainer | null = null;
+  store: Store | null = null;
+  mode: Mode | null = null;
+  private readonly c: Config;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+
+  constructor(c: Config, log: Logger, metrics: Metrics) {
+    this.c = c;
+    this.log = log;
+    this.metrics = metrics;
+  }
+
+  /** Move to `target`. On failure (say the schema is unsupported) the previous mode stays. */
+  async apply(target: Mode): Promise<void> {
+    if (saves(target) && !this.drainer) await this.startSave();
+    if (!accepts(target) && this.writer) {
+      const w = this.writer;
+      this.writer = null; // refuse new requests before the queued ones finish
+      await w.close();
+    }
+    if (!saves(target) && this.drainer) await this.stopSave();
+    if (accepts(target) && !this.writer) {
+      const w = new SpoolWriter({
+        root: this.c.spool,
+        node: this.c.nodeId,
+        maxSegmentBytes: this.c.maxSegmentBytes,
+        sealAfterMs: this.c.sealAfterMs,
+        lockStaleMs: this.c.lockStaleMs,
+        log: this.log.child({ part: 'spool' }),
+        metrics: this.metrics,
+      });
+      await w.start();
+      this.writer = w;
+    }
+    if (this.mode !== null && this.mode !== target) this.log.info({ from: this.mode, to: target }, 'mode switched');
+    this.mode = target;
+  }
+
+  private async startSave(): Promise<void> {
+    const store = await openStore(this.c.db, { onError: (err) => this.log.warn({ err }, 'database connection lost; the next query reconnects') });
+    try {
+      await this.checkSchema(store);
+    } catch (err) {
+      await store.close().catch(() => undefined);
+      throw err;
+    }
+    const drainer = new Drainer({
+      root: this.c.spool,
+      node: this.c.nodeId,
+      store,
+      log: this.log.child({ part: 'drain' }),
+      metrics: this.metrics,
+      scanIntervalMs: this.c.scanIntervalMs,
+      lockStaleMs: this.c.lockStaleMs,
+      archive: this.c.archive,
+    });
+    await drainer.start();
+    this.store = store;
+    this.drainer = drainer;
+  }
+
+  private async stopSave(): Promise<void> {
+    const { drainer, store } = this;
+    this.drainer = null;
+    this.store = null;
+    await drainer?.close();
+    await store?.close();
+  }
+
+  /** Save mode against a schema this build does not support is refused, with the command to run. */
+  private async checkSchema(store: Store): Promise<void> {
+    let s = await store.schema();
+    if (store.engine === 'sqlite' && s.current < s.latest) {
+      // The embedded database belongs to this node alone: bring it up to date here.
+      const applied = await store.migrate();
+      this.log.info({ applied }, 'migrated embedded database');
+      s = await store.schema();
+    }
+    if (s.current > s.latest) {
+      throw Errors.schemaUnsupported(`database schema is v${s.current}, newer than this build knows (v${s.latest}): upgrade intake on this node, or run it in receive mode`);
+    }
+    if (s.current < s.minSupported) {
+      throw Errors.schemaUnsupported(`database schema is v${s.current}, older than this build needs (v${s.minSupported}): run \`intake migrate --db <url>\``);
+    }
+  }
+
+  /** Graceful stop of everything (writer sealed, drainer finished). */
+  async close(): Promise<void> {
+    const w = this.writer;
+    this.writer = null;
+    await w?.close();
+    await this.stopSave();
+  }
+
+  async destroy(): Promise<void> {
+    await this.writer?.destroy();
+    this.writer = null;
+    await this.stopSave().catch(() => undefined);
+  }
+}
