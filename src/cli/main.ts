@@ -3,6 +3,9 @@ import { Command } from 'commander';
 import { registerStart } from './start.js';
 import { registerSpool } from './spool.js';
 import { registerMigrate } from './migrate.js';
+import { registerMode } from './mode.js';
+import { registerNode } from './node.js';
+import { registerStatus } from './status.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('intake')
@@ -15,5 +18,8 @@ export async function main(argv: string[]): Promise<void> {
   registerStart(program);
   registerSpool(program);
   registerMigrate(program);
+  registerMode(program);
+  registerNode(program);
+  registerStatus(program);
   await program.parseAsync(argv);
 }

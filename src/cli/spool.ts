@@ -23,7 +23,7 @@ export function registerSpool(program: Command): void {
               file,
               header: dec.header,
               headerProblem: dec.headerProblem,
-              records: dec.records.map((r) => ({ offset: r.offset, length: r.length, kind: KIND_NAMES[r.kind] ?? r.kind, record: JSON.parse(r.json) as unknown })),
+              records: dec.records.map((r) => ({ offset: r.offset, length: r.length, kind: KIND_NAMES[r.kind] ?? r.kind, ...parsed(r.json) })),
               gaps: dec.gaps,
               tail: dec.tail,
             },
@@ -41,7 +41,9 @@ export function registerSpool(program: Command): void {
         out.push(`records: ${dec.records.length}`);
         process.stdout.write(out.join('\n') + '\n');
       }
-      if (verdict(dec, file.endsWith(OPEN_EXT)) === 'corrupt') process.exitCode = 1;
+      // Exit 1 whenever not every byte could be read as records, as `verify` does.
+      const v = verdict(dec, file.endsWith(OPEN_EXT));
+      if (v === 'corrupt' || v === 'unsupported') process.exitCode = 1;
     });
 
   spool
@@ -71,6 +73,15 @@ export function registerSpool(program: Command): void {
       }
       if (bad.length > 0) process.exitCode = 1;
     });
+}
+
+/** An intact frame whose body is not JSON (the drainer quarantines it) is shown raw. */
+function parsed(json: string): { record: unknown } | { raw: string } {
+  try {
+    return { record: JSON.parse(json) as unknown };
+  } catch {
+    return { raw: json };
+  }
 }
 
 /** ok, torn-tail (an open segment: the tail is cut on recovery), corrupt, unsupported. */

@@ -6,6 +6,7 @@
 // poll) when it dies. Views of different observers can differ for a moment, so every
 // leader duty is idempotent and guarded by spool locks.
 import { readHeartbeats, type Heartbeat } from './heartbeat.js';
+import { leaderOf } from './observe.js';
 
 export interface Member {
   hb: Heartbeat;
@@ -49,8 +50,6 @@ export class Membership {
   }
 
   leader(): string | null {
-    let best: Member | null = null;
-    for (const m of this.last) if (m.live && (!best || m.hb.seq < best.hb.seq)) best = m;
-    return best?.hb.node ?? null;
+    return leaderOf(this.last);
   }
 }

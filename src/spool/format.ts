@@ -4,12 +4,15 @@
 //
 //   header: magic(8) "INTKSPL\n" | version u16 | headerLength u16 | JSON (utf-8) | crc32c u32
 //           The CRC covers every header byte before it. headerLength counts the whole header.
-//   record: magic(4) 0xB7 'R' 'E' 'C' | bodyLength u32 | crc32c u32 | body
-//           The CRC covers the bodyLength field and the body, so a flipped length is caught too.
+//   record: magic(4) 0xB7 'R' 'E' 'C' | bodyLength u32 | bodyCrc u32 | frameCrc u32 | body
+//           bodyCrc = crc32c(body); frameCrc = crc32c(the 12 bytes before it), so a flipped
+//           length is caught before it is followed.
 //           body = kind u8 | JSON (utf-8)
 //
 // Each record starts with a magic so a reader can find the next intact record after damage
 // in the middle of a file (resync): the damaged bytes are reported as a gap, never ingested.
+// The frame's own CRC lets resync reject a false magic in O(1), without checksumming a body
+// whose (false) length reaches to the end of the file: damage costs linear time, not quadratic.
 // A reader accepts every version up to CURRENT_VERSION and refuses a newer one without
 // touching the file, so an upgraded node can read it later.
 
@@ -22,7 +25,7 @@ const HEADER_CRC = 4;
 const MAX_HEADER_BYTES = 64 * 1024;
 
 export const RECORD_MAGIC = Buffer.from([0xb7, 0x52, 0x45, 0x43]); // "\xB7REC"
-export const RECORD_OVERHEAD = 12; // magic 4 + bodyLength 4 + crc 4
+export const RECORD_OVERHEAD = 16; // magic 4 + bodyLength 4 + bodyCrc 4 + frameCrc 4
 /** Upper bound on one record body: a larger length field is damage, not a record. */
 export const MAX_RECORD_BODY = 64 * 1024 * 1024;
 
@@ -67,13 +70,9 @@ export function encodeRecord(kind: RecordKindValue, json: string | Buffer): Buff
   buf[RECORD_OVERHEAD] = kind;
   if (typeof json === 'string') buf.write(json, RECORD_OVERHEAD + 1, 'utf8');
   else json.copy(buf, RECORD_OVERHEAD + 1);
-  buf.writeUInt32LE(frameCrc(buf, 0, bodyLength), 8);
+  buf.writeUInt32LE(crc32c(buf.subarray(RECORD_OVERHEAD)) >>> 0, 8);
+  buf.writeUInt32LE(crc32c(buf.subarray(0, 12)) >>> 0, 12);
   return buf;
-}
-
-function frameCrc(buf: Buffer, at: number, bodyLength: number): number {
-  const lengthCrc = crc32c(buf.subarray(at + 4, at + 8));
-  return crc32c(buf.subarray(at + RECORD_OVERHEAD, at + RECORD_OVERHEAD + bodyLength), lengthCrc) >>> 0;
 }
 
 export interface DecodedRecord {
@@ -116,7 +115,8 @@ export interface DecodedSegment {
 
 export function decodeHeader(buf: Buffer): { header: DecodedSegment['header']; problem: HeaderProblem | null } {
   if (buf.length < HEADER_FIXED) {
-    const prefixOk = buf.equals(SEGMENT_MAGIC.subarray(0, Math.min(buf.length, SEGMENT_MAGIC.length)));
+    const n = Math.min(buf.length, SEGMENT_MAGIC.length);
+    const prefixOk = buf.subarray(0, n).equals(SEGMENT_MAGIC.subarray(0, n));
     return prefixOk
       ? { header: null, problem: { code: 'truncated', message: `file ends inside the header (${buf.length} bytes)` } }
       : { header: null, problem: { code: 'corrupt', message: 'not an intake segment (bad magic)' } };
@@ -169,9 +169,11 @@ function frameAt(buf: Buffer, at: number): number {
   if (buf[at] !== RECORD_MAGIC[0] || buf[at + 1] !== RECORD_MAGIC[1] || buf[at + 2] !== RECORD_MAGIC[2] || buf[at + 3] !== RECORD_MAGIC[3]) {
     return -1;
   }
+  if (crc32c(buf.subarray(at, at + 12)) >>> 0 !== buf.readUInt32LE(at + 12)) return -1;
   const bodyLength = buf.readUInt32LE(at + 4);
   if (bodyLength < 1 || bodyLength > MAX_RECORD_BODY || at + RECORD_OVERHEAD + bodyLength > buf.length) return -1;
-  if (frameCrc(buf, at, bodyLength) !== buf.readUInt32LE(at + 8)) return -1;
+  const body = buf.subarray(at + RECORD_OVERHEAD, at + RECORD_OVERHEAD + bodyLength);
+  if (crc32c(body) >>> 0 !== buf.readUInt32LE(at + 8)) return -1;
   return bodyLength;
 }
 

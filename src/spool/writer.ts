@@ -78,6 +78,9 @@ export class SpoolWriter {
   private sealWanted = false;
   private probeWanted = false;
   private orphans: Orphan[] = [];
+  /** This node's leftover open segments (from a previous run) whose seal claim was busy at start. */
+  private leftovers: string[] = [];
+  private leftoverRetry: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
   private healthyNow = true;
@@ -105,7 +108,10 @@ export class SpoolWriter {
     if (this.state !== 'new') return;
     await fsp.mkdir(nodeDir(this.o.root, this.o.node), { recursive: true });
     for (const f of await listSegments(this.o.root, this.o.node)) {
-      if (f.state === 'open') await sealLeftover(this.o.root, f.path, this.o.node, this.o.log, this.o.lockStaleMs);
+      if (f.state !== 'open') continue;
+      const outcome = await sealLeftover(this.o.root, f.path, this.o.node, this.o.log, this.o.lockStaleMs);
+      // A claim a dead process left on the sealed name: retry from tick() once it is stale.
+      if (outcome === 'busy') this.leftovers.push(f.path);
     }
     this.state = 'running';
     const tickMs = Math.max(20, Math.min(250, Math.floor(this.o.sealAfterMs / 4)));
@@ -136,6 +142,7 @@ export class SpoolWriter {
       while (this.running) await this.running;
       if (wasRunning && this.seg) await this.sealCurrent();
       await this.retryOrphans();
+      await this.leftoverRetry;
       this.state = 'closed';
     })();
     return this.closing;
@@ -171,6 +178,25 @@ export class SpoolWriter {
     if (!this.healthyNow && !this.seg && this.queue.length === 0) this.probeWanted = true;
     if (this.sealWanted || this.probeWanted) this.kick();
     if (this.orphans.length > 0 && !this.running) void this.retryOrphans();
+    if (this.leftovers.length > 0 && !this.leftoverRetry) void this.retryLeftovers();
+  }
+
+  private retryLeftovers(): Promise<void> {
+    this.leftoverRetry ??= (async () => {
+      const left: string[] = [];
+      for (const path of this.leftovers) {
+        try {
+          if ((await sealLeftover(this.o.root, path, this.o.node, this.o.log, this.o.lockStaleMs)) === 'busy') left.push(path);
+        } catch (err) {
+          this.o.log.error({ err, file: path }, 'sealing leftover segment failed; will retry');
+          left.push(path);
+        }
+      }
+      this.leftovers = left;
+    })().finally(() => {
+      this.leftoverRetry = null;
+    });
+    return this.leftoverRetry;
   }
 
   private kick(): void {

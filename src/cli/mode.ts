@@ -1,0 +1,65 @@
+// intake mode receive|save|both [--node ID | --all] [--wait] [--timeout S]
+import type { Command } from 'commander';
+import { MODES, type Mode } from '../config.js';
+import { updateDesired } from '../cluster/desired.js';
+import { Membership } from '../cluster/membership.js';
+import { deadAfterFlag, deadAfterOf, fail, sleep, spoolFlag, spoolOf } from './options.js';
+
+interface Opts {
+  node?: string;
+  all?: boolean;
+  wait?: boolean;
+  timeout: string;
+  spool?: string;
+  deadAfterMs?: string;
+  json?: boolean;
+}
+
+export function registerMode(program: Command): void {
+  program
+    .command('mode <mode>')
+    .description(`switch nodes to ${MODES.join('|')} at run time, without a restart`)
+    .option('--node <id>', 'only this node')
+    .option('--all', 'every node (clears per-node settings)')
+    .option('--wait', 'return only when every live node has applied it')
+    .option('--timeout <s>', 'with --wait: give up after this many seconds', '60')
+    .option(...spoolFlag)
+    .option(...deadAfterFlag)
+    .option('--json', 'print the result as JSON')
+    .action(async (mode: string, o: Opts) => {
+      if (!(MODES as readonly string[]).includes(mode)) fail(`mode must be one of ${MODES.join(', ')}`);
+      if (Boolean(o.node) === Boolean(o.all)) fail('give exactly one of --node ID or --all');
+      const root = spoolOf(o);
+      const d = await updateDesired(root, (d) => {
+        if (o.all) {
+          d.all = mode as Mode;
+          d.nodes = {};
+        } else d.nodes[o.node!] = mode as Mode;
+      });
+      const target = o.all ? 'all nodes' : `node ${o.node}`;
+      if (!o.wait) {
+        out(o, { generation: d.generation, mode, target }, `desired mode of ${target} is now ${mode} (generation ${d.generation})`);
+        return;
+      }
+      const deadline = performance.now() + Number(o.timeout) * 1000;
+      const m = new Membership({ root, self: '', deadAfterMs: deadAfterOf(o) });
+      for (;;) {
+        const live = (await m.poll()).filter((x) => x.live);
+        const errors = live.filter((x) => x.hb.generation >= d.generation && x.hb.modeError && (o.all || x.hb.node === o.node));
+        if (errors.length > 0) fail(errors.map((x) => `${x.hb.node}: ${x.hb.modeError}`).join('\n'));
+        const laggards = live.filter((x) => x.hb.generation < d.generation || ((o.all || x.hb.node === o.node) && x.hb.mode !== mode));
+        if (laggards.length === 0 && (o.all || live.some((x) => x.hb.node === o.node))) {
+          out(o, { generation: d.generation, mode, target, nodes: live.map((x) => x.hb.node) }, `${target}: ${mode} (generation ${d.generation}) applied by ${live.map((x) => x.hb.node).join(', ')}`);
+          return;
+        }
+        if (performance.now() > deadline) {
+          fail(`timed out after ${o.timeout} s; not yet applied by: ${laggards.map((x) => `${x.hb.node} (generation ${x.hb.generation}, mode ${x.hb.mode})`).join(', ') || `${o.node} (no live heartbeat)`}`);
+        }
+        await sleep(200);
+      }
+    });
+}
+
+function out(o: { json?: boolean }, json: unknown, text: string): void {
+  process.stdout.write((o.json ? JSON.stringify(json) : text) + '\n');
+}
