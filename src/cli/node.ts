@@ -45,4 +45,32 @@ export function registerNode(program: Command): void {
       await setDrained(spoolOf(o), id, false);
       process.stdout.write(`node ${id} undrained\n`);
     });
+
+  registerNodeWait(node);
+}
+
+/** Registered by registerNode: wait for a node to be up (used by ops/rolling-upgrade.sh). */
+export function registerNodeWait(node: Command): void {
+  node
+    .command('wait <id>')
+    .description('wait until the node runs: its heartbeat exists and its counter advances')
+    .option('--timeout <s>', 'give up after this many seconds', '60')
+    .option(...spoolFlag)
+    .action(async (id: string, o: { timeout: string; spool?: string }) => {
+      const root = spoolOf(o);
+      const deadline = performance.now() + Number(o.timeout) * 1000;
+      let first: number | null = null;
+      for (;;) {
+        const hb = (await readHeartbeats(root)).find((h) => h.node === id);
+        if (hb) {
+          if (first === null) first = hb.counter;
+          else if (hb.counter !== first) {
+            process.stdout.write(`node ${id} is up (version ${hb.version}, mode ${hb.mode}, ${hb.ready ? 'ready' : hb.drained ? 'drained' : 'not ready'})\n`);
+            return;
+          }
+        }
+        if (performance.now() > deadline) fail(`node ${id} did not come up within ${o.timeout} s`);
+        await sleep(200);
+      }
+    });
 }
