@@ -107,6 +107,10 @@ export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env)
   const nodeId = String(raw.nodeId ?? env[ENV.nodeId] ?? `${hostname().split('.')[0]}-${port}`);
   if (!NODE_ID_PATTERN.test(nodeId)) throw Errors.badConfig(`node id ${JSON.stringify(nodeId)} must match ${NODE_ID_PATTERN}`);
   const lockStaleMs = int('lockStaleMs', pick('lockStaleMs'), 2000, 3_600_000);
+  const heartbeatMs = int('heartbeatMs', pick('heartbeatMs'), 50, 60_000);
+  const deadAfterMs = int('deadAfterMs', pick('deadAfterMs'), 200, 600_000);
+  // A node must beat at least twice within the dead time, or a busy moment looks like death.
+  if (deadAfterMs < 2 * heartbeatMs) throw Errors.badConfig(`deadAfterMs (${deadAfterMs}) must be at least twice heartbeatMs (${heartbeatMs})`);
   return {
     host: String(pick('host')),
     port,
@@ -124,8 +128,8 @@ export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env)
     headersTimeoutMs: int('headersTimeoutMs', pick('headersTimeoutMs'), 100, 3_600_000),
     keepAliveTimeoutMs: int('keepAliveTimeoutMs', pick('keepAliveTimeoutMs'), 100, 3_600_000),
     shutdownTimeoutMs: int('shutdownTimeoutMs', pick('shutdownTimeoutMs'), 100, 3_600_000),
-    heartbeatMs: int('heartbeatMs', pick('heartbeatMs'), 50, 60_000),
-    deadAfterMs: int('deadAfterMs', pick('deadAfterMs'), 200, 600_000),
+    heartbeatMs,
+    deadAfterMs,
     stopGraceMs: int('stopGraceMs', pick('stopGraceMs'), 0, 600_000),
     stopIdleMs: int('stopIdleMs', pick('stopIdleMs'), 0, 600_000),
     archiveRetentionMs: int('archiveRetentionMs', pick('archiveRetentionMs'), 1000, 10 * 365 * 24 * 3600 * 1000),

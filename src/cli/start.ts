@@ -18,7 +18,12 @@ export function registerStart(program: Command): void {
     .option('--seal-after-ms <n>', `seal a segment this long after its first record (env INTAKE_SEAL_AFTER_MS, default ${DEFAULTS.sealAfterMs})`)
     .option('--scan-interval-ms <n>', `drainer rescan period (env INTAKE_SCAN_INTERVAL_MS, default ${DEFAULTS.scanIntervalMs})`)
     .option('--lock-stale-ms <n>', `a spool lock not refreshed this long is stale (env INTAKE_LOCK_STALE_MS, default ${DEFAULTS.lockStaleMs})`)
+    .option('--heartbeat-ms <n>', `heartbeat period (env INTAKE_HEARTBEAT_MS, default ${DEFAULTS.heartbeatMs})`)
+    .option('--dead-after-ms <n>', `a node whose heartbeat stops this long is dead (env INTAKE_DEAD_AFTER_MS, default ${DEFAULTS.deadAfterMs})`)
+    .option('--stop-idle-ms <n>', `on SIGTERM keep serving until idle this long (env INTAKE_STOP_IDLE_MS, default ${DEFAULTS.stopIdleMs})`)
+    .option('--stop-grace-ms <n>', `... or at most this long (env INTAKE_STOP_GRACE_MS, default ${DEFAULTS.stopGraceMs})`)
     .option('--archive', 'keep drained segments under archive/ instead of deleting them (env INTAKE_ARCHIVE)')
+    .option('--archive-retention-ms <n>', `the leader deletes older archived segments (env INTAKE_ARCHIVE_RETENTION_MS, default 7 days)`)
     .option('--log-level <level>', `pino level (env INTAKE_LOG_LEVEL, default ${DEFAULTS.logLevel})`)
     .action(async (opts: RawConfig) => {
       const node = new IntakeNode(loadConfig(opts));
