@@ -38,6 +38,7 @@ export const Errors = {
   notFound: define('INTAKE_NOT_FOUND', 404),
   routeNotFound: define('INTAKE_ROUTE_NOT_FOUND', 404),
   requestTimeout: define('INTAKE_REQUEST_TIMEOUT', 408),
+  leaseConflict: define('INTAKE_LEASE_CONFLICT', 409),
 
   // this node cannot serve the request right now (the client retries, maybe on another node)
   spoolUnavailable: define('INTAKE_SPOOL_UNAVAILABLE', 503, 1),

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { Errors, IntakeError } from '../errors.js';
 import { encodeRecord, RecordKind } from '../spool/format.js';
 import { encodeRequestRecord } from '../spool/records.js';
-import type { StoredRequest } from '../store/store.js';
+import type { CallbackState, StoredRequest } from '../store/store.js';
 import { isRequestId, newRequestId } from './ids.js';
 import type { IntakeContext } from './server.js';
 import { validateIdempotencyKey, validateNewRequest } from './validate.js';
@@ -46,11 +46,11 @@ export function registerRequestRoutes(app: FastifyInstance, ctx: IntakeContext):
     // Not in the database yet may also mean "accepted, still in the spool": a sealed segment
     // reaches the database within about a second.
     if (!row) throw Errors.notFound(`request ${id} is not in the database (yet)`);
-    return present(row);
+    return present(row, await store.getCallback(id));
   });
 }
 
-function present(r: StoredRequest) {
+function present(r: StoredRequest, cb: CallbackState | null) {
   return {
     id: r.id,
     status: r.status,
@@ -63,5 +63,16 @@ function present(r: StoredRequest) {
     idempotency_key: r.idempotencyKey,
     payload: JSON.parse(r.payload) as unknown,
     metadata: r.metadata === null ? null : (JSON.parse(r.metadata) as unknown),
+    attempts: r.attempts,
+    result: r.result === null ? null : (JSON.parse(r.result) as unknown),
+    completed_at: r.completedAt === null ? null : new Date(r.completedAt).toISOString(),
+    callback: cb && {
+      webhook_id: cb.id,
+      status: cb.status,
+      attempts: cb.attempts,
+      last_status: cb.lastStatus,
+      last_error: cb.lastError,
+      updated_at: new Date(cb.updatedAt).toISOString(),
+    },
   };
 }

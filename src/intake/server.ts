@@ -7,6 +7,7 @@ import type { SpoolWriter } from '../spool/writer.js';
 import type { Store } from '../store/store.js';
 import { registerHealthRoutes } from './health.js';
 import { registerRequestRoutes } from './requests.js';
+import { registerWorkRoutes } from '../work/routes.js';
 
 /** What the routes need from the node around them (the node owns the parts and their lifecycle). */
 export interface IntakeContext {
@@ -78,5 +79,6 @@ export async function buildServer(ctx: IntakeContext, opts: ServerOptions): Prom
 
   registerHealthRoutes(app, ctx);
   registerRequestRoutes(app, ctx);
+  registerWorkRoutes(app, ctx);
   return app;
 }

@@ -27,3 +27,12 @@ export function loadMigrations(engine: 'sqlite' | 'postgres'): Migration[] {
   });
   return out;
 }
+
+/**
+ * The oldest schema this build's save mode runs against. Expand/contract keeps it at latest - 1
+ * (a build works with the schema before its newest migration); a build whose code needs its
+ * newest migration raises it, and then save mode waits for `intake migrate` (the rolling-upgrade
+ * runbook migrates before nodes go back to save mode, so this costs no downtime).
+ * v2 (processing API and callback outbox) is needed by this build.
+ */
+export const MIN_SCHEMA = 2;

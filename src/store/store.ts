@@ -17,6 +17,9 @@ export interface StoredRequest {
   payload: string;
   metadata: string | null;
   status: RequestStatus;
+  attempts: number;
+  result: string | null;
+  completedAt: number | null;
 }
 
 export interface SchemaState {
@@ -28,6 +31,54 @@ export interface SchemaState {
   minSupported: number;
 }
 
+export interface ClaimedWork {
+  id: string;
+  tenant: string;
+  leaseToken: string;
+  leaseExpiresAt: number;
+  /** How many times this request has been claimed, this claim included. */
+  attempts: number;
+  lane: string | null;
+  receivedAt: number;
+  callbackUrl: string;
+  payload: string;
+  metadata: string | null;
+}
+
+/** ok; not-found: no such request; conflict: not claimed under this token (stale, expired, done). */
+export type LeaseOutcome = 'ok' | 'not-found' | 'conflict';
+
+export interface CallbackToSend {
+  /** The webhook-id: the same on every attempt. */
+  id: string;
+  requestId: string;
+  tenant: string;
+  url: string;
+  body: string;
+  attempts: number;
+}
+
+export type CallbackStatus = 'pending' | 'sending' | 'delivered' | 'parked' | 'dead' | 'gone';
+
+export interface CallbackState {
+  id: string;
+  status: CallbackStatus;
+  attempts: number;
+  lastStatus: number | null;
+  lastError: string | null;
+  updatedAt: number;
+}
+
+export interface CallbackOutcome {
+  id: string;
+  status: Exclude<CallbackStatus, 'pending' | 'sending'>;
+  attempts: number;
+  lastStatus: number | null;
+  lastError: string | null;
+  /** Wall-clock ms of the outcome; an older outcome never overwrites a newer one. */
+  at: number;
+}
+
 export interface Store {
   readonly engine: 'sqlite' | 'postgres';
   /** Apply pending migrations under the engine's lock. Returns the versions applied. */
@@ -37,5 +88,23 @@ export interface Store {
   insertRequests(records: RequestRecord[]): Promise<number>;
   getRequest(id: string): Promise<StoredRequest | null>;
   countRequests(): Promise<number>;
+
+  // Processing API (schema v2). Claims are safe with many concurrent workers on both engines.
+  /** Lanes that have claimable work, for round-robin claims. */
+  pendingLanes(): Promise<(string | null)[]>;
+  /** Lease up to `limit` claimable requests of `lane` (expired leases count as claimable). */
+  claimWork(o: { lane: string | null; limit: number; leaseMs: number; leaseToken: string }): Promise<ClaimedWork[]>;
+  /** Complete a claimed request and record its callback in the outbox, in one transaction. */
+  completeWork(id: string, leaseToken: string, result: string, callback: { id: string; body: string }): Promise<LeaseOutcome>;
+  releaseWork(id: string, leaseToken: string): Promise<LeaseOutcome>;
+  extendWork(id: string, leaseToken: string, leaseMs: number): Promise<LeaseOutcome>;
+
+  // Callback outbox.
+  /** Lease due pending callbacks for sending (a sender that dies releases them when the lease ends). */
+  claimCallbacks(o: { limit: number; leaseMs: number }): Promise<CallbackToSend[]>;
+  /** Record what became of a callback (delivered, parked in the failed-callback spool, dead, gone). */
+  recordCallbackOutcomes(outcomes: CallbackOutcome[]): Promise<void>;
+  getCallback(requestId: string): Promise<CallbackState | null>;
+
   close(): Promise<void>;
 }

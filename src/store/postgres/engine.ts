@@ -3,9 +3,10 @@
 import pg from 'pg';
 import { Errors } from '../../errors.js';
 import type { RequestRecord } from '../../spool/records.js';
-import { loadMigrations } from '../migrations.js';
+import { loadMigrations, MIN_SCHEMA } from '../migrations.js';
 import type { SchemaState, Store, StoredRequest } from '../store.js';
 import { MIGRATION_LOCK_KEY, sql } from './sql.js';
+import { postgresWork } from './work.js';
 
 const CHUNK_ROWS = 5000;
 /** SQLSTATEs worth one more try of the whole transaction: deadlock_detected, serialization_failure. */
@@ -24,6 +25,9 @@ interface Row {
   payload: string;
   metadata: string | null;
   status: StoredRequest['status'];
+  attempts: number;
+  result: string | null;
+  completed_ms: number | null;
 }
 
 export function openPostgresStore(url: string, opts: { poolSize?: number; onError?: (err: Error) => void } = {}): Store {
@@ -48,11 +52,25 @@ export function openPostgresStore(url: string, opts: { poolSize?: number; onErro
     return (await c.query<{ v: number }>(sql.currentVersion)).rows[0]?.v ?? 0;
   }
 
-  async function insertSorted(records: RequestRecord[]): Promise<number> {
+  /** BEGIN … COMMIT on one pooled client; a client whose transaction failed is not reused. */
+  async function inTransaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await pool.connect();
-    let inserted = 0;
     try {
       await client.query('BEGIN');
+      const out = await fn(client);
+      await client.query('COMMIT');
+      client.release();
+      return out;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.release(err as Error);
+      throw err;
+    }
+  }
+
+  async function insertSorted(records: RequestRecord[]): Promise<number> {
+    return inTransaction(async (client) => {
+      let inserted = 0;
       for (let i = 0; i < records.length; i += CHUNK_ROWS) {
         const chunk = records.slice(i, i + CHUNK_ROWS);
         const res = await client.query(sql.insertRequests, [
@@ -69,19 +87,13 @@ export function openPostgresStore(url: string, opts: { poolSize?: number; onErro
         ]);
         inserted += res.rowCount ?? 0;
       }
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      // A broken connection must not go back to the pool.
-      client.release(err as Error);
-      throw err;
-    }
-    client.release();
-    return inserted;
+      return inserted;
+    });
   }
 
   return {
     engine: 'postgres',
+    ...postgresWork(pool, inTransaction),
     async migrate(o = {}) {
       const client = await pool.connect();
       const applied: number[] = [];
@@ -114,7 +126,7 @@ export function openPostgresStore(url: string, opts: { poolSize?: number; onErro
       return applied;
     },
     async schema(): Promise<SchemaState> {
-      return { current: await currentVersion(pool), latest, minSupported: Math.max(1, latest - 1) };
+      return { current: await currentVersion(pool), latest, minSupported: MIN_SCHEMA };
     },
     async insertRequests(records: RequestRecord[]) {
       if (records.length === 0) return 0;
@@ -146,6 +158,9 @@ export function openPostgresStore(url: string, opts: { poolSize?: number; onErro
         payload: r.payload,
         metadata: r.metadata,
         status: r.status,
+        attempts: r.attempts,
+        result: r.result,
+        completedAt: r.completed_ms === null ? null : Math.round(r.completed_ms),
       };
     },
     async countRequests() {

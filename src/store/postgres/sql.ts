@@ -24,7 +24,8 @@ export const sql = {
       (extract(epoch FROM received_at) * 1000)::float8 AS received_ms,
       (extract(epoch FROM stored_at) * 1000)::float8 AS stored_ms,
       node_id, callback_url, lane, (extract(epoch FROM not_before) * 1000)::float8 AS not_before_ms,
-      payload::text AS payload, metadata::text AS metadata, status
+      payload::text AS payload, metadata::text AS metadata, status, attempts, result::text AS result,
+      (extract(epoch FROM completed_at) * 1000)::float8 AS completed_ms
     FROM requests WHERE id = $1`,
   countRequests: `SELECT COUNT(*)::int AS n FROM requests`,
 } as const;

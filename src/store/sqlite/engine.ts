@@ -6,9 +6,10 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { Errors } from '../../errors.js';
 import type { RequestRecord } from '../../spool/records.js';
-import { loadMigrations } from '../migrations.js';
+import { loadMigrations, MIN_SCHEMA } from '../migrations.js';
 import type { SchemaState, Store, StoredRequest } from '../store.js';
 import { sql } from './sql.js';
+import { sqliteWork } from './work.js';
 
 /** Rows per transaction: large enough to be cheap per row, small enough to keep the event loop responsive. */
 const CHUNK_ROWS = 2000;
@@ -26,6 +27,9 @@ interface Row {
   payload: string;
   metadata: string | null;
   status: StoredRequest['status'];
+  attempts: number;
+  result: string | null;
+  completed_at: number | null;
 }
 
 export function openSqliteStore(path: string): Store {
@@ -51,6 +55,7 @@ export function openSqliteStore(path: string): Store {
 
   return {
     engine: 'sqlite',
+    ...sqliteWork(db),
     async migrate(opts = {}) {
       // BEGIN EXCLUSIVE: a second migrator waits (busy_timeout) and then sees the work done.
       const applied: number[] = [];
@@ -74,7 +79,7 @@ export function openSqliteStore(path: string): Store {
       return applied;
     },
     async schema(): Promise<SchemaState> {
-      return { current: currentVersion(), latest, minSupported: Math.max(1, latest - 1) };
+      return { current: currentVersion(), latest, minSupported: MIN_SCHEMA };
     },
     async insertRequests(records) {
       let inserted = 0;
@@ -101,6 +106,9 @@ export function openSqliteStore(path: string): Store {
         payload: r.payload,
         metadata: r.metadata,
         status: r.status,
+        attempts: r.attempts,
+        result: r.result,
+        completedAt: r.completed_at,
       };
     },
     async countRequests() {

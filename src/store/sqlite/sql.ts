@@ -10,6 +10,6 @@ export const sql = {
     VALUES (@id, @tenant, @idempotencyKey, @receivedAt, @storedAt, @node, @callbackUrl, @lane, @notBefore, @payload, @metadata)
     ON CONFLICT (id) DO NOTHING`,
   getRequest: `SELECT id, tenant, idempotency_key, received_at, stored_at, node_id, callback_url, lane, not_before,
-    payload, metadata, status FROM requests WHERE id = ?`,
+    payload, metadata, status, attempts, result, completed_at FROM requests WHERE id = ?`,
   countRequests: `SELECT COUNT(*) AS n FROM requests`,
 } as const;

@@ -1,0 +1,94 @@
+// Processing API and callback outbox on PostgreSQL.
+import type pg from 'pg';
+import type { CallbackState, ClaimedWork, LeaseOutcome, Store } from '../store.js';
+import { workSql as sql } from './work-sql.js';
+
+type WorkPart = Pick<
+  Store,
+  'pendingLanes' | 'claimWork' | 'completeWork' | 'releaseWork' | 'extendWork' | 'claimCallbacks' | 'recordCallbackOutcomes' | 'getCallback'
+>;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function postgresWork(pool: pg.Pool, inTransaction: <T>(fn: (c: pg.PoolClient) => Promise<T>) => Promise<T>): WorkPart {
+  const outcomeOf = async (changes: number | null, id: string): Promise<LeaseOutcome> =>
+    (changes ?? 0) > 0 ? 'ok' : (await pool.query(sql.exists, [id])).rowCount ? 'conflict' : 'not-found';
+
+  return {
+    async pendingLanes() {
+      return (await pool.query<{ lane: string | null }>(sql.pendingLanes)).rows.map((r) => r.lane);
+    },
+    async claimWork(o) {
+      await pool.query(sql.reapLeases);
+      const rows = (
+        await pool.query<{
+          id: string;
+          tenant: string;
+          lease_token: string;
+          lease_expires_ms: number;
+          attempts: number;
+          lane: string | null;
+          received_ms: number;
+          callback_url: string;
+          payload: string;
+          metadata: string | null;
+        }>(sql.claim, [o.leaseToken, o.leaseMs, o.lane, o.limit])
+      ).rows;
+      return rows
+        .map(
+          (r): ClaimedWork => ({
+            id: r.id,
+            tenant: r.tenant,
+            leaseToken: r.lease_token,
+            leaseExpiresAt: Math.round(r.lease_expires_ms),
+            attempts: r.attempts,
+            lane: r.lane,
+            receivedAt: Math.round(r.received_ms),
+            callbackUrl: r.callback_url,
+            payload: r.payload,
+            metadata: r.metadata,
+          }),
+        )
+        .sort((a, b) => a.receivedAt - b.receivedAt || (a.id < b.id ? -1 : 1));
+    },
+    async completeWork(id, token, result, cb) {
+      if (!UUID.test(token)) return outcomeOf(0, id);
+      const done = await inTransaction(async (c) => {
+        const row = (await c.query<{ tenant: string; callback_url: string }>(sql.complete, [id, token, result])).rows[0];
+        if (!row) return false;
+        await c.query(sql.insertCallback, [cb.id, id, row.tenant, row.callback_url, cb.body]);
+        return true;
+      });
+      return done ? 'ok' : outcomeOf(0, id);
+    },
+    async releaseWork(id, token) {
+      if (!UUID.test(token)) return outcomeOf(0, id);
+      return outcomeOf((await pool.query(sql.release, [id, token])).rowCount, id);
+    },
+    async extendWork(id, token, leaseMs) {
+      if (!UUID.test(token)) return outcomeOf(0, id);
+      return outcomeOf((await pool.query(sql.extend, [id, token, leaseMs])).rowCount, id);
+    },
+    async claimCallbacks(o) {
+      const rows = (
+        await pool.query<{ id: string; request_id: string; tenant: string; url: string; body: string; attempts: number }>(sql.claimCallbacks, [o.limit, o.leaseMs])
+      ).rows;
+      return rows.map((r) => ({ id: r.id, requestId: r.request_id, tenant: r.tenant, url: r.url, body: r.body, attempts: r.attempts }));
+    },
+    async recordCallbackOutcomes(outcomes) {
+      if (outcomes.length === 0) return;
+      await inTransaction(async (c) => {
+        for (const o of outcomes) await c.query(sql.recordOutcome, [o.id, o.status, o.attempts, o.lastStatus, o.lastError, o.at]);
+      });
+    },
+    async getCallback(requestId) {
+      const r = (
+        await pool.query<{ id: string; status: CallbackState['status']; attempts: number; last_status: number | null; last_error: string | null; updated_ms: number }>(
+          sql.getCallback,
+          [requestId],
+        )
+      ).rows[0];
+      return r ? { id: r.id, status: r.status, attempts: r.attempts, lastStatus: r.last_status, lastError: r.last_error, updatedAt: Math.round(r.updated_ms) } : null;
+    },
+  };
+}

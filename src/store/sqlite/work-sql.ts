@@ -1,0 +1,31 @@
+// SQL of the processing API and the callback outbox, SQLite engine. Times are ms since epoch.
+export const workSql = {
+  pendingLanes: `SELECT DISTINCT lane FROM requests WHERE status = 'pending'`,
+  reapLeases: `UPDATE requests SET status = 'pending', lease_token = NULL, lease_expires_at = NULL
+    WHERE status = 'claimed' AND lease_expires_at < @now`,
+  claim: `UPDATE requests SET status = 'claimed', lease_token = @token, lease_expires_at = @expires, attempts = attempts + 1
+    WHERE id IN (SELECT id FROM requests WHERE status = 'pending' AND lane IS @lane
+                 AND (not_before IS NULL OR not_before <= @now) ORDER BY received_at, id LIMIT @limit)
+    RETURNING id, tenant, lease_token, lease_expires_at, attempts, lane, received_at, callback_url, payload, metadata`,
+  complete: `UPDATE requests SET status = 'completed', result = @result, completed_at = @now, lease_token = NULL, lease_expires_at = NULL
+    WHERE id = @id AND status = 'claimed' AND lease_token = @token AND lease_expires_at >= @now
+    RETURNING tenant, callback_url`,
+  insertCallback: `INSERT INTO callbacks (id, request_id, tenant, url, body, status, attempts, next_attempt_at, created_at, updated_at)
+    VALUES (@id, @requestId, @tenant, @url, @body, 'pending', 0, @now, @now, @now) ON CONFLICT (id) DO NOTHING`,
+  release: `UPDATE requests SET status = 'pending', lease_token = NULL, lease_expires_at = NULL
+    WHERE id = @id AND status = 'claimed' AND lease_token = @token AND lease_expires_at >= @now`,
+  extend: `UPDATE requests SET lease_expires_at = @expires
+    WHERE id = @id AND status = 'claimed' AND lease_token = @token AND lease_expires_at >= @now`,
+  exists: `SELECT 1 FROM requests WHERE id = ?`,
+  claimCallbacks: `UPDATE callbacks SET status = 'sending', lease_until = @leaseUntil, updated_at = @now
+    WHERE id IN (SELECT id FROM callbacks
+                 WHERE (status = 'pending' AND next_attempt_at <= @now) OR (status = 'sending' AND lease_until < @now)
+                 ORDER BY next_attempt_at LIMIT @limit)
+    RETURNING id, request_id, tenant, url, body, attempts`,
+  // An outcome applies only if it is newer than what the row holds (outcomes arrive from
+  // several nodes, through the spool, in any order), and 'delivered' is final.
+  recordOutcome: `UPDATE callbacks SET status = @status, attempts = MAX(attempts, @attempts), last_status = @lastStatus,
+      last_error = @lastError, updated_at = @at, lease_until = NULL
+    WHERE id = @id AND status <> 'delivered' AND (updated_at <= @at OR status IN ('pending', 'sending'))`,
+  getCallback: `SELECT id, status, attempts, last_status, last_error, updated_at FROM callbacks WHERE request_id = ?`,
+} as const;
