@@ -30,6 +30,14 @@ export interface Config {
   stopGraceMs: number;
   stopIdleMs: number;
   archiveRetentionMs: number;
+  callbackAllowCidrs: string;
+  callbackConnectTimeoutMs: number;
+  callbackTimeoutMs: number;
+  callbackBaseMs: number;
+  callbackCapMs: number;
+  callbackMaxAttempts: number;
+  callbackMaxAgeMs: number;
+  callbackPollMs: number;
   logLevel: string;
 }
 
@@ -58,6 +66,14 @@ export const ENV: Record<keyof Config, string> = {
   stopGraceMs: 'INTAKE_STOP_GRACE_MS',
   stopIdleMs: 'INTAKE_STOP_IDLE_MS',
   archiveRetentionMs: 'INTAKE_ARCHIVE_RETENTION_MS',
+  callbackAllowCidrs: 'INTAKE_CALLBACK_ALLOW_CIDRS',
+  callbackConnectTimeoutMs: 'INTAKE_CALLBACK_CONNECT_TIMEOUT_MS',
+  callbackTimeoutMs: 'INTAKE_CALLBACK_TIMEOUT_MS',
+  callbackBaseMs: 'INTAKE_CALLBACK_BASE_MS',
+  callbackCapMs: 'INTAKE_CALLBACK_CAP_MS',
+  callbackMaxAttempts: 'INTAKE_CALLBACK_MAX_ATTEMPTS',
+  callbackMaxAgeMs: 'INTAKE_CALLBACK_MAX_AGE_MS',
+  callbackPollMs: 'INTAKE_CALLBACK_POLL_MS',
   logLevel: 'INTAKE_LOG_LEVEL',
 };
 
@@ -82,6 +98,14 @@ export const DEFAULTS = {
   stopGraceMs: 5000,
   stopIdleMs: 1000,
   archiveRetentionMs: 7 * 24 * 3600 * 1000,
+  callbackAllowCidrs: '',
+  callbackConnectTimeoutMs: 5000,
+  callbackTimeoutMs: 15_000,
+  callbackBaseMs: 1000,
+  callbackCapMs: 3_600_000,
+  callbackMaxAttempts: 15,
+  callbackMaxAgeMs: 3 * 24 * 3600 * 1000,
+  callbackPollMs: 500,
   logLevel: 'info',
 } as const satisfies Omit<Config, 'nodeId'>;
 
@@ -133,6 +157,14 @@ export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env)
     stopGraceMs: int('stopGraceMs', pick('stopGraceMs'), 0, 600_000),
     stopIdleMs: int('stopIdleMs', pick('stopIdleMs'), 0, 600_000),
     archiveRetentionMs: int('archiveRetentionMs', pick('archiveRetentionMs'), 1000, 10 * 365 * 24 * 3600 * 1000),
+    callbackAllowCidrs: String(pick('callbackAllowCidrs') ?? ''),
+    callbackConnectTimeoutMs: int('callbackConnectTimeoutMs', pick('callbackConnectTimeoutMs'), 10, 600_000),
+    callbackTimeoutMs: int('callbackTimeoutMs', pick('callbackTimeoutMs'), 10, 3_600_000),
+    callbackBaseMs: int('callbackBaseMs', pick('callbackBaseMs'), 1, 3_600_000),
+    callbackCapMs: int('callbackCapMs', pick('callbackCapMs'), 1, 7 * 24 * 3600 * 1000),
+    callbackMaxAttempts: int('callbackMaxAttempts', pick('callbackMaxAttempts'), 1, 1000),
+    callbackMaxAgeMs: int('callbackMaxAgeMs', pick('callbackMaxAgeMs'), 1000, 365 * 24 * 3600 * 1000),
+    callbackPollMs: int('callbackPollMs', pick('callbackPollMs'), 10, 600_000),
     logLevel: String(pick('logLevel')),
   };
 }

@@ -18,7 +18,7 @@ import { fsyncDir } from '../spool/fsutil.js';
 import { archiveDir, listAllSegments, nodeDir, nodesDir, SEALED_EXT, type SegmentFile } from '../spool/layout.js';
 import { lockUpdateMs } from '../spool/node-lock.js';
 import { quarantineBytes, quarantineFile } from '../spool/quarantine.js';
-import { parseRequestRecord, type RequestRecord } from '../spool/records.js';
+import { parseCallbackOutcome, parseRequestRecord, type CallbackOutcomeRecord, type RequestRecord } from '../spool/records.js';
 import type { Store } from '../store/store.js';
 
 export interface DrainerOptions {
@@ -183,19 +183,31 @@ export class Drainer {
         return 'quarantined';
       }
       const requests: RequestRecord[] = [];
+      const outcomes: CallbackOutcomeRecord[] = [];
       for (const rec of dec.records) {
-        const r = rec.kind === RecordKind.request ? parseRequestRecord(rec.json) : null;
-        if (r) {
-          requests.push(r);
-          continue;
+        if (rec.kind === RecordKind.request) {
+          const r = parseRequestRecord(rec.json);
+          if (r) {
+            requests.push(r);
+            continue;
+          }
+        } else if (rec.kind === RecordKind.callbackOutcome) {
+          const o = parseCallbackOutcome(rec.json);
+          if (o) {
+            outcomes.push(o);
+            continue;
+          }
         }
-        await this.quarantine(f, buf, rec.offset, rec.length, rec.kind === RecordKind.request ? 'bad-record' : 'unhandled-kind');
+        const known = rec.kind === RecordKind.request || rec.kind === RecordKind.callbackOutcome;
+        await this.quarantine(f, buf, rec.offset, rec.length, known ? 'bad-record' : 'unhandled-kind');
       }
       for (const gap of dec.gaps) await this.quarantine(f, buf, gap.offset, gap.length, gap.reason);
       // A sealed segment was fully synced before its rename: bytes past the last intact record are damage.
       if (dec.tail) await this.quarantine(f, buf, dec.tail.offset, dec.tail.length, 'corrupt-tail');
 
       const inserted = await store.insertRequests(requests);
+      // After the requests: an outcome may concern a callback whose row this drain just made possible.
+      await store.recordCallbackOutcomes(outcomes);
       metrics.drainRecords.inc({ result: 'inserted' }, inserted);
       metrics.drainRecords.inc({ result: 'duplicate' }, requests.length - inserted);
 

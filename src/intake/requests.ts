@@ -20,7 +20,7 @@ export function registerRequestRoutes(app: FastifyInstance, ctx: IntakeContext):
       const spool = ctx.spool();
       if (!spool) throw Errors.notAccepting(`node ${ctx.nodeId} does not accept requests in its current mode`);
       const idempotencyKey = validateIdempotencyKey(req.headers['idempotency-key']);
-      const body = validateNewRequest(req.body);
+      const body = validateNewRequest(req.body, (h) => ctx.refuseAddress(h));
       const tenant = DEFAULT_TENANT;
       const id = newRequestId(tenant, idempotencyKey);
       const record = encodeRecord(

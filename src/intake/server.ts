@@ -22,6 +22,10 @@ export interface IntakeContext {
   readiness(): { ready: boolean; reason?: string };
   /** Called for every acknowledged request (the node's idle time drives graceful drain). */
   noteAccepted(): void;
+  /** Why a callback address is forbidden (SSRF guard), or null. */
+  refuseAddress(host: string): string | null;
+  /** Called after a request was completed (its callback is in the outbox). */
+  noteCompleted(): void;
 }
 
 export interface ServerOptions {

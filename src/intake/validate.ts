@@ -1,5 +1,6 @@
 // Validation of POST /v1/requests bodies. A refused request writes nothing; each refusal says
 // which field is wrong, with a stable error code.
+import { isIP } from 'node:net';
 import { Errors } from '../errors.js';
 
 export interface NewRequest {
@@ -17,7 +18,10 @@ const MAX_METADATA_BYTES = 16 * 1024;
 // Printable ASCII without spaces at the ends: keys travel in headers and logs.
 const IDEMPOTENCY_KEY = /^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$/;
 
-export function validateCallbackUrl(value: unknown): string {
+/** Refuses a literal address that callbacks may not reach (names are checked when connecting). */
+export type AddressCheck = (host: string) => string | null;
+
+export function validateCallbackUrl(value: unknown, refuse?: AddressCheck): string {
   if (typeof value !== 'string' || value.length === 0) throw Errors.badCallbackUrl('callback_url is required and must be a string');
   if (value.length > MAX_URL) throw Errors.badCallbackUrl(`callback_url is longer than ${MAX_URL} characters`);
   let url: URL;
@@ -29,6 +33,9 @@ export function validateCallbackUrl(value: unknown): string {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw Errors.badCallbackUrl('callback_url must be http or https');
   if (url.username || url.password) throw Errors.badCallbackUrl('callback_url must not carry credentials');
   if (!url.hostname) throw Errors.badCallbackUrl('callback_url has no host');
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const why = isIP(host) && refuse ? refuse(host) : null;
+  if (why) throw Errors.badCallbackUrl(`callback_url points where callbacks may not go (${why})`);
   return value;
 }
 
@@ -45,12 +52,12 @@ function parseNotBefore(v: unknown): number | null {
   throw Errors.badRequest('not_before must be an RFC 3339 timestamp with a zone, like 2030-01-01T00:00:00Z');
 }
 
-export function validateNewRequest(body: unknown): NewRequest {
+export function validateNewRequest(body: unknown, refuse?: AddressCheck): NewRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw Errors.badRequest('the body must be a JSON object');
   const b = body as Record<string, unknown>;
   for (const k of Object.keys(b)) if (!ALLOWED.has(k)) throw Errors.badRequest(`unknown field ${JSON.stringify(k)}`);
   if (b.payload === undefined || b.payload === null) throw Errors.badRequest('payload is required');
-  const callbackUrl = validateCallbackUrl(b.callback_url);
+  const callbackUrl = validateCallbackUrl(b.callback_url, refuse);
   let lane: string | null = null;
   if (b.lane !== undefined && b.lane !== null) {
     if (typeof b.lane !== 'string' || !LANE.test(b.lane)) throw Errors.badRequest('lane must be 1-64 characters of letters, digits, _ . -');

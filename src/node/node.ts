@@ -26,6 +26,13 @@ import { packageVersion } from '../package.js';
 import { listSegments } from '../spool/layout.js';
 import { acquireNodeLock, type NodeLock } from '../spool/node-lock.js';
 import { Parts } from './parts.js';
+import { CallbackRetrier } from '../callbacks/retrier.js';
+import type { RetryPolicy } from '../callbacks/policy.js';
+import { loadSecrets, type SecretSource } from '../callbacks/secrets.js';
+import { CallbackSender } from '../callbacks/sender.js';
+import { SsrfGuard } from '../callbacks/ssrf.js';
+import { encodeRecord, RecordKind } from '../spool/format.js';
+import type { CallbackOutcomeRecord } from '../spool/records.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -34,6 +41,10 @@ export class IntakeNode {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly parts: Parts;
+  private readonly guard: SsrfGuard;
+  private readonly sender: CallbackSender;
+  private readonly policy: RetryPolicy;
+  private retrier: CallbackRetrier | null = null;
   private lock: NodeLock | null = null;
   private server: FastifyInstance | null = null;
   private heartbeat: HeartbeatPublisher | null = null;
@@ -60,7 +71,12 @@ export class IntakeNode {
     this.config = config;
     this.log = opts.log ?? pino({ level: config.logLevel, base: { node: config.nodeId } });
     this.metrics = createMetrics({ defaults: true });
-    this.parts = new Parts(config, this.log, this.metrics);
+    this.guard = new SsrfGuard(config.callbackAllowCidrs.split(',').map((x) => x.trim()).filter(Boolean));
+    this.sender = new CallbackSender({ guard: this.guard, connectTimeoutMs: config.callbackConnectTimeoutMs, timeoutMs: config.callbackTimeoutMs });
+    this.policy = { baseMs: config.callbackBaseMs, capMs: config.callbackCapMs, maxAttempts: config.callbackMaxAttempts, maxAgeMs: config.callbackMaxAgeMs };
+    // Secrets are loaded in start(); the parts read them through this indirection.
+    const secrets: SecretSource = { secretsFor: (t) => this.requireSecrets().secretsFor(t) };
+    this.parts = new Parts(config, this.log, this.metrics, { sender: this.sender, secrets, policy: this.policy });
     this.membership = new Membership({ root: config.spool, self: config.nodeId, deadAfterMs: config.deadAfterMs });
   }
 
@@ -77,6 +93,7 @@ export class IntakeNode {
       onCompromised: (err) => this.onLockLost(err),
     });
     try {
+      this.secrets = await loadSecrets(c.spool);
       this.seq = await register(c.spool, c.nodeId);
       // The operator's desired mode (intake mode) outlives restarts; --mode is the default
       // for a node the desired state does not name.
@@ -96,6 +113,8 @@ export class IntakeNode {
             this.accepted++;
             this.lastAcceptedAt = performance.now();
           },
+          refuseAddress: (h) => this.guard.refuse(h),
+          noteCompleted: () => this.parts.dispatcher?.poke(),
         },
         c,
       );
@@ -108,6 +127,19 @@ export class IntakeNode {
         onError: (err) => this.log.warn({ err }, 'heartbeat write failed'),
       });
       await this.heartbeat.start();
+      this.retrier = new CallbackRetrier({
+        root: c.spool,
+        node: c.nodeId,
+        sender: this.sender,
+        secrets: this.requireSecrets(),
+        policy: this.policy,
+        pollMs: c.callbackPollMs,
+        concurrency: 32,
+        lockStaleMs: c.lockStaleMs,
+        log: this.log.child({ part: 'callbacks' }),
+        record: (o) => this.recordOutcome(o),
+      });
+      this.retrier.start();
       this.watcher = chokidar.watch(clusterDir(c.spool), { depth: 1, ignoreInitial: true });
       this.watcher.on('all', () => void this.control());
       this.watcher.on('error', (err) => this.log.warn({ err }, 'cluster watcher error; polling continues'));
@@ -119,6 +151,36 @@ export class IntakeNode {
       await this.destroy();
       throw err;
     }
+  }
+
+  private secrets: SecretSource | null = null;
+
+  private requireSecrets(): SecretSource {
+    if (!this.secrets) throw new Error('webhook secrets not loaded yet');
+    return this.secrets;
+  }
+
+  /**
+   * A callback outcome for the database: written there directly in save mode, otherwise as a
+   * record in this node's spool (a drainer applies it). Outcomes are best effort: losing one
+   * only leaves the callback's status in the database behind; the delivery itself happened.
+   */
+  private async recordOutcome(o: CallbackOutcomeRecord): Promise<void> {
+    const store = this.parts.store;
+    if (store) {
+      try {
+        await store.recordCallbackOutcomes([o]);
+        return;
+      } catch (err) {
+        this.log.warn({ err, webhookId: o.id }, 'could not record a callback outcome in the database; spooling it');
+      }
+    }
+    const w = this.parts.writer;
+    if (w) {
+      await w.append(encodeRecord(RecordKind.callbackOutcome, JSON.stringify(o))).catch((err: unknown) => this.log.warn({ err, webhookId: o.id }, 'could not spool a callback outcome'));
+      return;
+    }
+    this.log.warn({ webhookId: o.id, status: o.status }, 'callback outcome not recorded: no database and no spool in this mode');
   }
 
   readiness(): { ready: boolean; reason?: string } {
@@ -225,7 +287,9 @@ export class IntakeNode {
         await this.watcher?.close();
         await this.controlling;
         await this.server?.close();
+        await this.retrier?.close();
         await this.parts.close();
+        this.sender.close();
         await this.heartbeat?.close();
         // A node that stopped cleanly is not a member any more: it must not hold up `mode --wait`.
         await fsp.rm(heartbeatPath(this.config.spool, this.config.nodeId), { force: true });
@@ -255,7 +319,9 @@ export class IntakeNode {
     if (this.timer) clearInterval(this.timer);
     await this.watcher?.close().catch(() => undefined);
     await this.heartbeat?.close().catch(() => undefined);
+    await this.retrier?.close().catch(() => undefined);
     await this.parts.destroy();
+    this.sender.close();
     await this.server?.close().catch(() => undefined);
     await this.lock?.release();
   }

@@ -8,22 +8,36 @@ import { Drainer } from '../drain/drainer.js';
 import { Errors } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { SpoolWriter } from '../spool/writer.js';
+import { CallbackDispatcher } from '../callbacks/dispatcher.js';
+import type { RetryPolicy } from '../callbacks/policy.js';
+import type { SecretSource } from '../callbacks/secrets.js';
+import type { CallbackSender } from '../callbacks/sender.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
+
+/** What the callback parts share, made once per node. */
+export interface CallbackDeps {
+  sender: CallbackSender;
+  secrets: SecretSource;
+  policy: RetryPolicy;
+}
 
 export class Parts {
   writer: SpoolWriter | null = null;
   drainer: Drainer | null = null;
+  dispatcher: CallbackDispatcher | null = null;
   store: Store | null = null;
   mode: Mode | null = null;
   private readonly c: Config;
   private readonly log: Logger;
   private readonly metrics: Metrics;
+  private readonly callbacks: CallbackDeps;
 
-  constructor(c: Config, log: Logger, metrics: Metrics) {
+  constructor(c: Config, log: Logger, metrics: Metrics, callbacks: CallbackDeps) {
     this.c = c;
     this.log = log;
     this.metrics = metrics;
+    this.callbacks = callbacks;
   }
 
   /** Move to `target`. On failure (say the schema is unsupported) the previous mode stays. */
@@ -71,14 +85,29 @@ export class Parts {
       archive: this.c.archive,
     });
     await drainer.start();
+    const dispatcher = new CallbackDispatcher({
+      root: this.c.spool,
+      node: this.c.nodeId,
+      store,
+      ...this.callbacks,
+      batch: 256,
+      concurrency: 64,
+      leaseMs: Math.max(60_000, this.c.callbackTimeoutMs * 4),
+      idleMs: this.c.callbackPollMs,
+      log: this.log.child({ part: 'callbacks' }),
+    });
+    dispatcher.start();
     this.store = store;
     this.drainer = drainer;
+    this.dispatcher = dispatcher;
   }
 
   private async stopSave(): Promise<void> {
-    const { drainer, store } = this;
+    const { drainer, dispatcher, store } = this;
     this.drainer = null;
+    this.dispatcher = null;
     this.store = null;
+    await dispatcher?.close();
     await drainer?.close();
     await store?.close();
   }

@@ -34,6 +34,8 @@ export const RecordKind = {
   request: 1,
   cancel: 2,
   callbackOutcome: 3,
+  /** An entry of the failed-callback spool (callbacks/retry, callbacks/dead): never drained. */
+  callbackEntry: 4,
 } as const;
 export type RecordKindValue = (typeof RecordKind)[keyof typeof RecordKind];
 const KNOWN_KINDS = new Set<number>(Object.values(RecordKind));

@@ -52,3 +52,55 @@ export function parseRequestRecord(json: string): RequestRecord | null {
     metadata: v.metadata ?? null,
   };
 }
+
+/** A callback parked in the failed-callback spool, with its retry state. */
+export interface CallbackEntryRecord {
+  /** webhook-id: the same on every attempt. */
+  id: string;
+  requestId: string;
+  tenant: string;
+  url: string;
+  /** The exact body every attempt sends. */
+  body: string;
+  attempts: number;
+  /** Wall-clock ms of the first failure (the entry's age counts from here). */
+  firstFailedAt: number;
+  lastStatus: number | null;
+  lastError: string | null;
+}
+
+/** What became of a callback, for the database (written by nodes that do not touch it). */
+export interface CallbackOutcomeRecord {
+  id: string;
+  status: 'delivered' | 'parked' | 'dead' | 'gone';
+  attempts: number;
+  lastStatus: number | null;
+  lastError: string | null;
+  at: number;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function parseCallbackEntry(json: string): CallbackEntryRecord | null {
+  try {
+    const v = JSON.parse(json) as unknown;
+    if (!isObj(v) || !str(v.id) || !str(v.requestId) || !str(v.tenant) || !str(v.url) || !str(v.body)) return null;
+    if (typeof v.attempts !== 'number' || typeof v.firstFailedAt !== 'number') return null;
+    return v as unknown as CallbackEntryRecord;
+  } catch {
+    return null;
+  }
+}
+
+const OUTCOMES = new Set(['delivered', 'parked', 'dead', 'gone']);
+
+export function parseCallbackOutcome(json: string): CallbackOutcomeRecord | null {
+  try {
+    const v = JSON.parse(json) as unknown;
+    if (!isObj(v) || !str(v.id) || !str(v.status) || !OUTCOMES.has(v.status)) return null;
+    if (typeof v.attempts !== 'number' || typeof v.at !== 'number') return null;
+    return { id: v.id, status: v.status as CallbackOutcomeRecord['status'], attempts: v.attempts, lastStatus: (v.lastStatus as number | null) ?? null, lastError: (v.lastError as string | null) ?? null, at: v.at };
+  } catch {
+    return null;
+  }
+}

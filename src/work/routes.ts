@@ -79,6 +79,7 @@ export function registerWorkRoutes(app: FastifyInstance, ctx: IntakeContext): vo
     // The callback body is fixed now, so every attempt sends the same bytes under the same webhook-id.
     const body = JSON.stringify({ type: COMPLETED_EVENT, timestamp: new Date().toISOString(), data: { id, status: 'completed', result: b.result } });
     check(await s.completeWork(id, t, result, { id: webhookIdFor(id), body }), id);
+    ctx.noteCompleted();
     return { id, status: 'completed' };
   });
 

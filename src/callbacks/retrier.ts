@@ -1,0 +1,116 @@
+// Retries the failed-callback spool. Runs on every node in every mode: the files need no
+// database. An entry is claimed with a lock (so two nodes do not send it at the same moment),
+// sent, and then removed (delivered, or 410 Gone), rescheduled, or buried in dead/.
+// Outcomes go to the database through `record` (directly, or through the spool).
+import lockfile from 'proper-lockfile';
+import type { Logger } from 'pino';
+import type { CallbackOutcomeRecord } from '../spool/records.js';
+import { quarantineFile } from '../spool/quarantine.js';
+import { bury, listDue, move, park, readEntry, remove, type SpooledCallback } from './failed-spool.js';
+import { exhausted, nextDelayMs, type RetryPolicy } from './policy.js';
+import type { CallbackSender } from './sender.js';
+import { webhookHeaders } from './signing.js';
+import type { SecretSource } from './secrets.js';
+
+export interface RetrierOptions {
+  root: string;
+  node: string;
+  sender: CallbackSender;
+  secrets: SecretSource;
+  policy: RetryPolicy;
+  pollMs: number;
+  concurrency: number;
+  lockStaleMs: number;
+  log: Logger;
+  record: (o: CallbackOutcomeRecord) => Promise<void>;
+}
+
+export class CallbackRetrier {
+  private readonly o: RetrierOptions;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(o: RetrierOptions) {
+    this.o = o;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.kick(), this.o.pollMs);
+    this.timer.unref();
+  }
+
+  private kick(): void {
+    if (this.running || this.closed) return;
+    this.running = this.pass()
+      .catch((err) => this.o.log.error({ err }, 'failed-callback retry pass failed'))
+      .finally(() => {
+        this.running = null;
+      });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  private async pass(): Promise<void> {
+    const due = await listDue(this.o.root);
+    let i = 0;
+    const worker = async () => {
+      while (i < due.length && !this.closed) await this.attempt(due[i++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(this.o.concurrency, due.length) }, worker));
+  }
+
+  private async attempt(f: SpooledCallback): Promise<void> {
+    const { log, root, node, policy } = this.o;
+    let release: () => Promise<void>;
+    try {
+      release = await lockfile.lock(f.path, { stale: this.o.lockStaleMs, retries: 0, realpath: false, onCompromised: () => undefined });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ELOCKED') return; // another node has it
+      throw err;
+    }
+    try {
+      let entry;
+      try {
+        entry = await readEntry(f.path);
+      } catch (err) {
+        await quarantineFile(root, f.path, { reason: 'corrupt-callback-entry', detail: (err as Error).message, by: node });
+        log.error({ err, file: f.path }, 'quarantined a damaged failed-callback entry');
+        return;
+      }
+      if (!entry) return; // handled by another node meanwhile
+      const res = await this.o.sender.send(entry.url, webhookHeaders(this.o.secrets.secretsFor(entry.tenant), entry.id, entry.body), entry.body);
+      const attempts = entry.attempts + 1;
+      const now = Date.now();
+      const outcome = (status: CallbackOutcomeRecord['status']): CallbackOutcomeRecord => ({
+        id: entry.id,
+        status,
+        attempts,
+        lastStatus: res.status,
+        lastError: res.error,
+        at: now,
+      });
+      if (res.ok || res.gone) {
+        await remove(f.path);
+        await this.o.record(outcome(res.ok ? 'delivered' : 'gone'));
+        if (res.gone) log.warn({ webhookId: entry.id, url: entry.url }, 'receiver answered 410 Gone: no more attempts');
+        return;
+      }
+      const next = { ...entry, attempts, lastStatus: res.status, lastError: res.error };
+      if (exhausted(policy, attempts, entry.firstFailedAt, now)) {
+        await move(f.path, () => bury(root, next, node));
+        await this.o.record(outcome('dead'));
+        log.error({ webhookId: entry.id, url: entry.url, attempts, lastError: res.error }, 'callback is dead after its last attempt; replay with `intake callbacks replay`');
+        return;
+      }
+      await move(f.path, () => park(root, next, now + nextDelayMs(policy, attempts, res.retryAfterMs), node));
+      await this.o.record(outcome('parked'));
+    } finally {
+      await release().catch(() => undefined);
+    }
+  }
+}
