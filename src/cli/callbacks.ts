@@ -1,0 +1,107 @@
+// intake callbacks ls|replay|purge: the failed-callback spool, for operators during incidents.
+import type { Command } from 'commander';
+import { bury, listAll, move, park, readEntry, remove } from '../callbacks/failed-spool.js';
+import type { CallbackEntryRecord } from '../spool/records.js';
+import { fail, spoolFlag, spoolOf } from './options.js';
+
+interface Listed {
+  id: string;
+  requestId: string;
+  url: string;
+  attempts: number;
+  dueAt: string | null;
+  firstFailedAt: string;
+  lastStatus: number | null;
+  lastError: string | null;
+}
+
+async function entries(root: string, which: 'retry' | 'dead'): Promise<{ path: string; dueAt: number; entry: CallbackEntryRecord }[]> {
+  const out = [];
+  for (const f of await listAll(root, which)) {
+    const entry = await readEntry(f.path).catch(() => null);
+    if (entry) out.push({ path: f.path, dueAt: f.dueAt, entry });
+  }
+  return out;
+}
+
+export function registerCallbacks(program: Command): void {
+  const cb = program.command('callbacks').description('the failed-callback spool: list, replay, purge');
+
+  cb.command('ls')
+    .description('list callbacks waiting for a retry (or, with --dead, out of attempts)')
+    .option('--dead', 'list dead callbacks')
+    .option('--json', 'print as JSON')
+    .option(...spoolFlag)
+    .action(async (o: { dead?: boolean; json?: boolean; spool?: string }) => {
+      const list: Listed[] = (await entries(spoolOf(o), o.dead ? 'dead' : 'retry')).map(({ dueAt, entry: e }) => ({
+        id: e.id,
+        requestId: e.requestId,
+        url: e.url,
+        attempts: e.attempts,
+        dueAt: o.dead ? null : new Date(dueAt).toISOString(),
+        firstFailedAt: new Date(e.firstFailedAt).toISOString(),
+        lastStatus: e.lastStatus,
+        lastError: e.lastError,
+      }));
+      if (o.json) {
+        process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+        return;
+      }
+      for (const l of list) {
+        process.stdout.write(`${l.id}  attempts=${l.attempts}  ${o.dead ? 'dead' : `due ${l.dueAt}`}  ${l.url}  last=${l.lastStatus ?? l.lastError ?? '-'}\n`);
+      }
+      process.stdout.write(`${list.length} ${o.dead ? 'dead' : 'waiting'} callback(s)\n`);
+    });
+
+  cb.command('replay')
+    .description('move dead callbacks back to be retried now (attempts start again)')
+    .option('--id <webhook-id>', 'only this callback')
+    .option('--host <host>', 'only callbacks to this host')
+    .option('--since <time>', 'only callbacks that first failed at or after this time (ISO 8601)')
+    .option('--all', 'every dead callback')
+    .option(...spoolFlag)
+    .action(async (o: { id?: string; host?: string; since?: string; all?: boolean; spool?: string }) => {
+      if (!o.id && !o.host && !o.since && !o.all) fail('say which: --id, --host, --since or --all');
+      const since = o.since ? Date.parse(o.since) : null;
+      if (o.since && !Number.isFinite(since)) fail(`--since: not a time: ${o.since}`);
+      const root = spoolOf(o);
+      const dead = (await entries(root, 'dead')).filter(({ entry: e }) => {
+        if (o.id && e.id !== o.id) return false;
+        if (o.host && new URL(e.url).hostname !== o.host) return false;
+        if (since !== null && e.firstFailedAt < since) return false;
+        return true;
+      });
+      if (o.id && dead.length === 0) fail(`no dead callback ${o.id}`);
+      let n = 0;
+      for (const { path, entry } of dead) {
+        const now = Date.now();
+        await move(path, () => park(root, { ...entry, attempts: 0, firstFailedAt: now }, now, 'cli'));
+        n++;
+        if (n % 1000 === 0) process.stdout.write(`replayed ${n}/${dead.length}\n`);
+      }
+      process.stdout.write(`replayed ${n} callback(s); every node retries them now\n`);
+    });
+
+  cb.command('purge')
+    .description('delete one dead callback for good (it will never be sent)')
+    .requiredOption('--id <webhook-id>', 'the dead callback to delete')
+    .option(...spoolFlag)
+    .action(async (o: { id: string; spool?: string }) => {
+      const f = (await listAll(spoolOf(o), 'dead')).find((x) => x.id === o.id);
+      if (!f) fail(`no dead callback ${o.id}`);
+      await remove(f.path);
+      process.stdout.write(`purged ${o.id}\n`);
+    });
+
+  cb.command('kill')
+    .description('move a waiting callback to dead at once (stop retrying it)')
+    .requiredOption('--id <webhook-id>', 'the waiting callback')
+    .option(...spoolFlag)
+    .action(async (o: { id: string; spool?: string }) => {
+      const root = spoolOf(o);
+      const e = (await entries(root, 'retry')).find((x) => x.entry.id === o.id);
+      if (!e) fail(`no waiting callback ${o.id}`);
+      await move(e.path, () => bury(root, e.entry, 'cli'));
+      process.stdout.write(`moved ${o.id} to dead\n`);
+    });
+}
