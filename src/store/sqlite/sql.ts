@@ -7,7 +7,7 @@ export const sql = {
   recordMigration: `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
   insertRequest: `INSERT INTO requests
     (id, tenant, idempotency_key, received_at, stored_at, node_id, callback_url, lane, not_before, payload, metadata)
-    VALUES (@id, @tenant, @idempotencyKey, @receivedAt, @storedAt, @node, @callbackUrl, @lane, @notBefore, @payload, @metadata)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (id) DO NOTHING`,
   getRequest: `SELECT id, tenant, idempotency_key, received_at, stored_at, node_id, callback_url, lane, not_before,
     payload, metadata, status, attempts, result, completed_at FROM requests WHERE id = ?`,
