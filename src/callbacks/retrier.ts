@@ -101,7 +101,7 @@ export class CallbackRetrier {
         return;
       }
       const next = { ...entry, attempts, lastStatus: res.status, lastError: res.error };
-      if (exhausted(policy, attempts, entry.firstFailedAt, now)) {
+      if (exhausted(policy, attempts - (entry.attemptsBeforeReplay ?? 0), entry.firstFailedAt, now)) {
         await move(f.path, () => bury(root, next, node));
         await this.o.record(outcome('dead'));
         log.error({ webhookId: entry.id, url: entry.url, attempts, lastError: res.error }, 'callback is dead after its last attempt; replay with `intake callbacks replay`');

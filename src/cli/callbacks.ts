@@ -54,7 +54,7 @@ export function registerCallbacks(program: Command): void {
     });
 
   cb.command('replay')
-    .description('move dead callbacks back to be retried now (attempts start again)')
+    .description('move dead callbacks back to be retried now (with a fresh attempt budget)')
     .option('--id <webhook-id>', 'only this callback')
     .option('--host <host>', 'only callbacks to this host')
     .option('--since <time>', 'only callbacks that first failed at or after this time (ISO 8601)')
@@ -75,7 +75,7 @@ export function registerCallbacks(program: Command): void {
       let n = 0;
       for (const { path, entry } of dead) {
         const now = Date.now();
-        await move(path, () => park(root, { ...entry, attempts: 0, firstFailedAt: now }, now, 'cli'));
+        await move(path, () => park(root, { ...entry, attemptsBeforeReplay: entry.attempts, firstFailedAt: now }, now, 'cli'));
         n++;
         if (n % 1000 === 0) process.stdout.write(`replayed ${n}/${dead.length}\n`);
       }

@@ -67,6 +67,11 @@ export interface CallbackEntryRecord {
   firstFailedAt: number;
   lastStatus: number | null;
   lastError: string | null;
+  /**
+   * Attempts made before the last replay. The attempt count itself keeps growing across replays
+   * (outcomes are ordered by it), while the attempt budget starts again at a replay.
+   */
+  attemptsBeforeReplay?: number;
 }
 
 /** What became of a callback, for the database (written by nodes that do not touch it). */

@@ -29,8 +29,9 @@ export const workSql = {
           ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) d
     WHERE c.id = d.id
     RETURNING c.id, c.request_id::text, c.tenant, c.url, c.body, c.attempts`,
+  // Ordered by attempt count, never by clocks of different hosts (see the SQLite twin).
   recordOutcome: `UPDATE callbacks SET status = $2, attempts = GREATEST(attempts, $3), last_status = $4, last_error = $5,
       updated_at = to_timestamp($6 / 1000.0), lease_until = NULL
-    WHERE id = $1 AND status <> 'delivered' AND (updated_at <= to_timestamp($6 / 1000.0) OR status IN ('pending', 'sending'))`,
+    WHERE id = $1 AND status <> 'delivered' AND ($3 > attempts OR ($3 = attempts AND status IN ('pending', 'sending', 'parked')))`,
   getCallback: `SELECT id, status, attempts, last_status, last_error, ${ms('updated_at')} AS updated_ms FROM callbacks WHERE request_id = $1`,
 } as const;

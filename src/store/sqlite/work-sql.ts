@@ -22,10 +22,12 @@ export const workSql = {
                  WHERE (status = 'pending' AND next_attempt_at <= @now) OR (status = 'sending' AND lease_until < @now)
                  ORDER BY next_attempt_at LIMIT @limit)
     RETURNING id, request_id, tenant, url, body, attempts`,
-  // An outcome applies only if it is newer than what the row holds (outcomes arrive from
-  // several nodes, through the spool, in any order), and 'delivered' is final.
+  // Outcomes arrive from several nodes, through the spool, in any order. Order them by attempt
+  // count (never by clocks of different hosts): a later attempt wins, the same attempt may move
+  // a row out of pending/sending/parked, and 'delivered' is final.
   recordOutcome: `UPDATE callbacks SET status = @status, attempts = MAX(attempts, @attempts), last_status = @lastStatus,
       last_error = @lastError, updated_at = @at, lease_until = NULL
-    WHERE id = @id AND status <> 'delivered' AND (updated_at <= @at OR status IN ('pending', 'sending'))`,
+    WHERE id = @id AND status <> 'delivered'
+      AND (@attempts > attempts OR (@attempts = attempts AND status IN ('pending', 'sending', 'parked')))`,
   getCallback: `SELECT id, status, attempts, last_status, last_error, updated_at FROM callbacks WHERE request_id = ?`,
 } as const;
