@@ -46,7 +46,12 @@ export function registerMode(program: Command): void {
       for (;;) {
         const live = (await m.poll()).filter((x) => x.live);
         const errors = live.filter((x) => x.hb.generation >= d.generation && x.hb.modeError && (o.all || x.hb.node === o.node));
-        if (errors.length > 0) fail(errors.map((x) => `${x.hb.node}: ${x.hb.modeError}`).join('\n'));
+        const unanswered = live.filter((x) => x.hb.generation < d.generation);
+        // Report failures once every live node has answered (or time is up), so all are named.
+        if (errors.length > 0 && (unanswered.length === 0 || performance.now() > deadline)) {
+          const waiting = unanswered.length ? `\nnot yet answered: ${unanswered.map((x) => x.hb.node).join(', ')}` : '';
+          fail(`could not switch:\n${errors.map((x) => `${x.hb.node}: ${x.hb.modeError}`).join('\n')}${waiting}`);
+        }
         const laggards = live.filter((x) => x.hb.generation < d.generation || ((o.all || x.hb.node === o.node) && x.hb.mode !== mode));
         if (laggards.length === 0 && (o.all || live.some((x) => x.hb.node === o.node))) {
           out(o, { generation: d.generation, mode, target, nodes: live.map((x) => x.hb.node) }, `${target}: ${mode} (generation ${d.generation}) applied by ${live.map((x) => x.hb.node).join(', ')}`);

@@ -100,7 +100,18 @@ export class IntakeNode {
       const desired = await readDesired(c.spool);
       this.generation = desired.generation;
       this.drained = await isDrained(c.spool, c.nodeId);
-      await this.parts.apply(effectiveMode(desired, c.nodeId, c.mode));
+      const target = effectiveMode(desired, c.nodeId, c.mode);
+      try {
+        await this.parts.apply(target);
+      } catch (err) {
+        // The cluster's desired mode cannot be applied here (say save mode before `intake
+        // migrate`): start in the mode this node was started with, and report the error in the
+        // heartbeat (`intake mode --wait` and `intake status` show it) rather than crash-loop.
+        if (target === c.mode) throw err;
+        this.modeError = (err as Error).message;
+        this.log.error({ err, target, fallback: c.mode }, 'could not apply the desired mode at start; running in the start mode');
+        await this.parts.apply(c.mode);
+      }
       this.server = await buildServer(
         {
           nodeId: c.nodeId,

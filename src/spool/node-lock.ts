@@ -35,8 +35,13 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * How often a held lock is refreshed. proper-lockfile clamps this to [1000, stale/2], so with
+ * the smallest stale time (2000 ms) a holder has a margin of one second of event-loop stall
+ * before another process may judge the lock stale.
+ */
 export function lockUpdateMs(staleMs: number): number {
-  return Math.max(500, Math.floor(staleMs / 4));
+  return Math.max(1000, Math.floor(staleMs / 4));
 }
 
 async function readOwner(dir: string): Promise<Owner | null> {
@@ -64,11 +69,11 @@ export async function acquireNodeLock(root: string, node: string, opts: NodeLock
     const owner = await readOwner(dir);
     if (owner && owner.host === hostname() && owner.pid !== process.pid && !pidAlive(owner.pid)) {
       // Our own host's previous process is gone (kill -9, crash): no need to wait for staleness.
-      opts.log.warn({ node, deadPid: owner.pid }, 'taking over node lock of a dead process on this host');
+      opts.log.warn({ lockedNode: node, deadPid: owner.pid }, 'taking over node lock of a dead process on this host');
       await fsp.rm(`${dir}.lock`, { recursive: true, force: true });
       release = await lockfile.lock(dir, { ...lockOpts, retries: 0 });
     } else {
-      opts.log.warn({ node, owner }, 'node lock is held; waiting for it to be released or go stale');
+      opts.log.warn({ lockedNode: node, owner }, 'node lock is held; waiting for it to be released or go stale');
       const tries = Math.max(1, Math.ceil(opts.waitMs / 500));
       try {
         release = await lockfile.lock(dir, { ...lockOpts, retries: { retries: tries, minTimeout: 500, maxTimeout: 500, factor: 1 } });
