@@ -68,6 +68,9 @@ for n in $nodes; do
   run "wait for $n" $intake node wait "$n" --timeout "$timeout" --spool "$spool"
   step "2/4 node $n: undrain"
   run "undrain $n" $intake node undrain "$n" --spool "$spool"
+  # Give the load balancer time to see /readyz pass again before the next node is drained,
+  # so two nodes are never out at once.
+  sleep "$(awk "BEGIN { print $idle_ms / 1000 }")"
 done
 
 step "3/4 migrate"

@@ -21,13 +21,17 @@ export async function sealDeadNodes(root: string, self: string, lockStaleMs: num
   let sealed = 0;
   for (const [node, files] of openByNode) {
     let release: () => Promise<void>;
+    let compromised = false;
     try {
       release = await lockfile.lock(nodeDir(root, node), {
         stale: lockStaleMs,
         update: lockUpdateMs(lockStaleMs),
         retries: 0,
         realpath: false,
-        onCompromised: () => undefined, // the node came back; sealing is idempotent
+        // The node came back and took its lock: leave the rest to it.
+        onCompromised: () => {
+          compromised = true;
+        },
       });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ELOCKED') continue; // alive
@@ -35,6 +39,7 @@ export async function sealDeadNodes(root: string, self: string, lockStaleMs: num
     }
     try {
       for (const f of files) {
+        if (compromised) break;
         const outcome = await sealLeftover(root, f.path, self, log, lockStaleMs);
         log.warn({ deadNode: node, segment: f.segment, outcome }, 'took over open segment of a dead node');
         if (outcome === 'sealed') sealed++;

@@ -61,31 +61,53 @@ export async function acquireNodeLock(root: string, node: string, opts: NodeLock
     realpath: false,
     onCompromised: opts.onCompromised,
   };
-  let release: () => Promise<void>;
-  try {
-    release = await lockfile.lock(dir, { ...lockOpts, retries: 0 });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
-    const owner = await readOwner(dir);
-    if (owner && owner.host === hostname() && owner.pid !== process.pid && !pidAlive(owner.pid)) {
-      // Our own host's previous process is gone (kill -9, crash): no need to wait for staleness.
-      opts.log.warn({ lockedNode: node, deadPid: owner.pid }, 'taking over node lock of a dead process on this host');
-      await fsp.rm(`${dir}.lock`, { recursive: true, force: true });
-      release = await lockfile.lock(dir, { ...lockOpts, retries: 0 });
-    } else {
-      opts.log.warn({ lockedNode: node, owner }, 'node lock is held; waiting for it to be released or go stale');
-      const tries = Math.max(1, Math.ceil(opts.waitMs / 500));
-      try {
-        release = await lockfile.lock(dir, { ...lockOpts, retries: { retries: tries, minTimeout: 500, maxTimeout: 500, factor: 1 } });
-      } catch (err2) {
-        throw Errors.nodeIdInUse(
-          `node id ${node} is in use by ${owner ? `pid ${owner.pid} on ${owner.host}` : 'another process'}; pick another --node-id or stop that process`,
-          { cause: err2 },
-        );
-      }
-    }
-  }
+  const release = await takeLock(dir, node, lockOpts, opts);
   const me: Owner = { host: hostname(), pid: process.pid, startedAt: new Date().toISOString() };
   await writeFileDurable(`${dir}/owner.json`, JSON.stringify(me) + '\n');
   return { release: () => release().catch(() => undefined) };
+}
+
+/**
+ * Take the node lock, waiting while someone refreshes it. The lock is held by this node's
+ * previous process, or for a moment by the cluster leader sealing what that process left open.
+ * A lock is removed by hand only when nobody refreshes it (its mtime is older than one refresh
+ * period) and its owner is a dead process on this host, so a restart after kill -9 does not wait
+ * for the full stale time; a lock someone is refreshing is never removed.
+ */
+async function takeLock(
+  dir: string,
+  node: string,
+  lockOpts: { stale: number; update: number; realpath: boolean; onCompromised: (err: Error) => void },
+  opts: NodeLockOptions,
+): Promise<() => Promise<void>> {
+  const deadline = performance.now() + opts.waitMs;
+  let warned = false;
+  for (;;) {
+    try {
+      return await lockfile.lock(dir, { ...lockOpts, retries: 0 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
+    }
+    const owner = await readOwner(dir);
+    const lockAgeMs = await fsp.stat(`${dir}.lock`).then(
+      (st) => Date.now() - st.mtimeMs,
+      () => 0,
+    );
+    const deadHere = owner !== null && owner.host === hostname() && owner.pid !== process.pid && !pidAlive(owner.pid);
+    if (deadHere && lockAgeMs > lockOpts.update + 500) {
+      opts.log.warn({ lockedNode: node, deadPid: owner.pid }, 'taking over node lock of a dead process on this host');
+      await fsp.rm(`${dir}.lock`, { recursive: true, force: true });
+      continue;
+    }
+    if (!warned) {
+      opts.log.warn({ lockedNode: node, owner }, 'node lock is held; waiting for it to be released or go stale');
+      warned = true;
+    }
+    if (performance.now() > deadline) {
+      throw Errors.nodeIdInUse(
+        `node id ${node} is in use by ${owner ? `pid ${owner.pid} on ${owner.host}` : 'another process'}; pick another --node-id or stop that process`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
