@@ -4,8 +4,8 @@
 // mid-batch loses nothing: the claims' leases run out and another dispatcher sends them again.
 import type { Logger } from 'pino';
 import type { CallbackOutcome, Store } from '../store/store.js';
-import { park } from './failed-spool.js';
-import { nextDelayMs, type RetryPolicy } from './policy.js';
+import { bury, park } from './failed-spool.js';
+import { exhausted, nextDelayMs, type RetryPolicy } from './policy.js';
 import type { CallbackSender } from './sender.js';
 import { webhookHeaders } from './signing.js';
 import type { SecretSource } from './secrets.js';
@@ -93,8 +93,13 @@ export class CallbackDispatcher {
         }
         try {
           const entry = { id: cb.id, requestId: cb.requestId, tenant: cb.tenant, url: cb.url, body: cb.body, attempts, firstFailedAt: now, lastStatus: res.status, lastError: res.error };
-          await park(root, entry, now + nextDelayMs(policy, attempts, res.retryAfterMs), node);
-          outcomes.push({ ...base, status: 'parked' });
+          if (exhausted(policy, attempts, now, now)) {
+            await bury(root, entry, node);
+            outcomes.push({ ...base, status: 'dead' });
+          } else {
+            await park(root, entry, now + nextDelayMs(policy, attempts, res.retryAfterMs), node);
+            outcomes.push({ ...base, status: 'parked' });
+          }
         } catch (err) {
           // Not parked: the row stays claimed and is sent again when its lease runs out.
           this.o.log.error({ err, webhookId: cb.id }, 'could not park a failed callback; it will be retried from the outbox');

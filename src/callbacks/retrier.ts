@@ -22,7 +22,8 @@ export interface RetrierOptions {
   concurrency: number;
   lockStaleMs: number;
   log: Logger;
-  record: (o: CallbackOutcomeRecord) => Promise<void>;
+  /** Record an outcome for the database; false if it could be recorded nowhere. */
+  record: (o: CallbackOutcomeRecord) => Promise<boolean>;
 }
 
 export class CallbackRetrier {
@@ -94,21 +95,24 @@ export class CallbackRetrier {
         lastError: res.error,
         at: now,
       });
+      // The outcome is recorded before the file changes: a crash in between sends the callback
+      // once more (same webhook-id) rather than leaving its status behind for good. If the
+      // outcome cannot be recorded anywhere, the file stays and the attempt is repeated later.
       if (res.ok || res.gone) {
+        if (!(await this.o.record(outcome(res.ok ? 'delivered' : 'gone')))) return;
         await remove(f.path);
-        await this.o.record(outcome(res.ok ? 'delivered' : 'gone'));
         if (res.gone) log.warn({ webhookId: entry.id, url: entry.url }, 'receiver answered 410 Gone: no more attempts');
         return;
       }
       const next = { ...entry, attempts, lastStatus: res.status, lastError: res.error };
       if (exhausted(policy, attempts - (entry.attemptsBeforeReplay ?? 0), entry.firstFailedAt, now)) {
+        if (!(await this.o.record(outcome('dead')))) return;
         await move(f.path, () => bury(root, next, node));
-        await this.o.record(outcome('dead'));
         log.error({ webhookId: entry.id, url: entry.url, attempts, lastError: res.error }, 'callback is dead after its last attempt; replay with `intake callbacks replay`');
         return;
       }
+      await this.o.record(outcome('parked')); // a lost 'parked' only leaves the attempt count behind
       await move(f.path, () => park(root, next, now + nextDelayMs(policy, attempts, res.retryAfterMs), node));
-      await this.o.record(outcome('parked'));
     } finally {
       await release().catch(() => undefined);
     }

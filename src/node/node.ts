@@ -173,25 +173,30 @@ export class IntakeNode {
 
   /**
    * A callback outcome for the database: written there directly in save mode, otherwise as a
-   * record in this node's spool (a drainer applies it). Outcomes are best effort: losing one
-   * only leaves the callback's status in the database behind; the delivery itself happened.
+   * record in this node's spool (a drainer applies it). Returns false if neither could take it
+   * (the retrier then keeps the entry and tries again later).
    */
-  private async recordOutcome(o: CallbackOutcomeRecord): Promise<void> {
+  private async recordOutcome(o: CallbackOutcomeRecord): Promise<boolean> {
     const store = this.parts.store;
     if (store) {
       try {
         await store.recordCallbackOutcomes([o]);
-        return;
+        return true;
       } catch (err) {
         this.log.warn({ err, webhookId: o.id }, 'could not record a callback outcome in the database; spooling it');
       }
     }
     const w = this.parts.writer;
     if (w) {
-      await w.append(encodeRecord(RecordKind.callbackOutcome, JSON.stringify(o))).catch((err: unknown) => this.log.warn({ err, webhookId: o.id }, 'could not spool a callback outcome'));
-      return;
+      try {
+        await w.append(encodeRecord(RecordKind.callbackOutcome, JSON.stringify(o)));
+        return true;
+      } catch (err) {
+        this.log.warn({ err, webhookId: o.id }, 'could not spool a callback outcome');
+      }
     }
-    this.log.warn({ webhookId: o.id, status: o.status }, 'callback outcome not recorded: no database and no spool in this mode');
+    this.log.warn({ webhookId: o.id, status: o.status }, 'callback outcome not recorded: no database or spool could take it');
+    return false;
   }
 
   readiness(): { ready: boolean; reason?: string } {

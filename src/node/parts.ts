@@ -92,7 +92,9 @@ export class Parts {
       ...this.callbacks,
       batch: 256,
       concurrency: 64,
-      leaseMs: Math.max(60_000, this.c.callbackTimeoutMs * 4),
+      // Long enough for a whole batch to time out (256 / 64 rounds), not much longer: a node
+      // that dies mid-batch leaves its callbacks to others when this runs out.
+      leaseMs: 4 * this.c.callbackTimeoutMs + 5000,
       idleMs: this.c.callbackPollMs,
       log: this.log.child({ part: 'callbacks' }),
     });

@@ -7,6 +7,7 @@ import { Errors } from '../errors.js';
 import type { IntakeContext } from '../intake/server.js';
 import type { ClaimedWork, LeaseOutcome, Store } from '../store/store.js';
 import { LaneClaimer } from './lanes.js';
+import { isRequestId } from '../intake/ids.js';
 
 const MAX_CLAIM = 100;
 const MAX_LEASE_S = 3600;
@@ -29,6 +30,12 @@ function intIn(v: unknown, name: string, min: number, max: number, dflt: number)
 function token(b: Record<string, unknown>): string {
   if (typeof b.lease_token !== 'string' || b.lease_token.length === 0 || b.lease_token.length > 64) throw Errors.badRequest('lease_token is required');
   return b.lease_token;
+}
+
+/** An id that cannot be a request id is a 404 on both engines (PostgreSQL would refuse to compare it). */
+function requestId(id: string): string {
+  if (!isRequestId(id)) throw Errors.notFound(`request ${id} does not exist`);
+  return id;
 }
 
 function check(outcome: LeaseOutcome, id: string): void {
@@ -74,7 +81,7 @@ export function registerWorkRoutes(app: FastifyInstance, ctx: IntakeContext): vo
     const b = object(req.body);
     const t = token(b);
     if (b.result === undefined) throw Errors.badRequest('result is required');
-    const { id } = req.params;
+    const id = requestId(req.params.id);
     const result = JSON.stringify(b.result);
     // The callback body is fixed now, so every attempt sends the same bytes under the same webhook-id.
     const body = JSON.stringify({ type: COMPLETED_EVENT, timestamp: new Date().toISOString(), data: { id, status: 'completed', result: b.result } });
@@ -85,14 +92,14 @@ export function registerWorkRoutes(app: FastifyInstance, ctx: IntakeContext): vo
 
   app.post<{ Params: { id: string } }>('/v1/work/:id/release', async (req) => {
     const b = object(req.body);
-    check(await store().releaseWork(req.params.id, token(b)), req.params.id);
+    check(await store().releaseWork(requestId(req.params.id), token(b)), req.params.id);
     return { id: req.params.id, status: 'pending' };
   });
 
   app.post<{ Params: { id: string } }>('/v1/work/:id/extend', async (req) => {
     const b = object(req.body);
     const leaseMs = intIn(b.lease_seconds, 'lease_seconds', 1, MAX_LEASE_S, 60) * 1000;
-    check(await store().extendWork(req.params.id, token(b), leaseMs), req.params.id);
+    check(await store().extendWork(requestId(req.params.id), token(b), leaseMs), req.params.id);
     return { id: req.params.id, status: 'claimed', lease_expires_at: new Date(Date.now() + leaseMs).toISOString() };
   });
 }
