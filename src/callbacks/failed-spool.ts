@@ -11,7 +11,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
 import { decodeSegment, encodeHeader, encodeRecord, RecordKind } from '../spool/format.js';
-import { fsyncDir, writeFully } from '../spool/fsutil.js';
+import { fsyncDir, writeFileDurable } from '../spool/fsutil.js';
 import { parseCallbackEntry, type CallbackEntryRecord } from '../spool/records.js';
 
 export const retryDir = (root: string) => join(root, 'callbacks', 'retry');
@@ -26,20 +26,11 @@ export interface SpooledCallback {
 async function writeEntry(dir: string, name: string, entry: CallbackEntryRecord, by: string): Promise<string> {
   await fsp.mkdir(dir, { recursive: true });
   const path = join(dir, name);
-  const tmp = `${path}.${process.pid}.tmp`;
   const data = Buffer.concat([
     encodeHeader({ node: by, segment: uuidv7(), createdAt: Date.now() }),
     encodeRecord(RecordKind.callbackEntry, JSON.stringify(entry)),
   ]);
-  const fh = await fsp.open(tmp, 'w');
-  try {
-    await writeFully(fh, data, 0);
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  await fsp.rename(tmp, path);
-  await fsyncDir(dir);
+  await writeFileDurable(path, data);
   return path;
 }
 

@@ -25,17 +25,21 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Write a small file durably: temp file, fsync, rename, directory fsync. */
-export async function writeFileDurable(path: string, data: Buffer | string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const fh = await fsp.open(tmp, 'w');
+/** Create or replace `path` with `data` and fsync the file (not its directory). */
+export async function writeFileSynced(path: string, data: Buffer | string): Promise<void> {
+  const fh = await fsp.open(path, 'w');
   try {
-    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    await writeFully(fh, buf, 0);
+    await writeFully(fh, typeof data === 'string' ? Buffer.from(data, 'utf8') : data, 0);
     await fh.sync();
   } finally {
     await fh.close();
   }
+}
+
+/** Write a small file durably and atomically: temp file, fsync, rename, directory fsync. */
+export async function writeFileDurable(path: string, data: Buffer | string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  await writeFileSynced(tmp, data);
   await fsp.rename(tmp, path);
   await fsyncDir(dirOf(path));
 }

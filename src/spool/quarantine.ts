@@ -3,7 +3,7 @@
 import { promises as fsp } from 'node:fs';
 import { basename, join } from 'node:path';
 import { quarantineDir } from './layout.js';
-import { fsyncDir, writeFully } from './fsutil.js';
+import { fsyncDir, writeFileSynced } from './fsutil.js';
 
 export interface QuarantineReport {
   /** The file the bytes came from, relative to the spool root when possible. */
@@ -14,16 +14,6 @@ export interface QuarantineReport {
   detail?: string;
   quarantinedAt: string;
   quarantinedBy: string;
-}
-
-async function writeDurable(path: string, data: Buffer): Promise<void> {
-  const fh = await fsp.open(path, 'w');
-  try {
-    await writeFully(fh, data, 0);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /**
@@ -39,7 +29,7 @@ export async function quarantineBytes(
   const dir = quarantineDir(root);
   await fsp.mkdir(dir, { recursive: true });
   const stem = join(dir, `${basename(source)}@${info.offset}`);
-  await writeDurable(`${stem}.bin`, bytes);
+  await writeFileSynced(`${stem}.bin`, bytes);
   const report: QuarantineReport = {
     source: relative(root, source),
     offset: info.offset,
@@ -49,7 +39,7 @@ export async function quarantineBytes(
     quarantinedAt: new Date().toISOString(),
     quarantinedBy: info.by,
   };
-  await writeDurable(`${stem}.json`, Buffer.from(JSON.stringify(report, null, 2) + '\n'));
+  await writeFileSynced(`${stem}.json`, Buffer.from(JSON.stringify(report, null, 2) + '\n'));
   await fsyncDir(dir);
   return `${stem}.bin`;
 }
@@ -69,7 +59,7 @@ export async function quarantineFile(root: string, source: string, info: { reaso
     quarantinedAt: new Date().toISOString(),
     quarantinedBy: info.by,
   };
-  await writeDurable(`${dest}.json`, Buffer.from(JSON.stringify(report, null, 2) + '\n'));
+  await writeFileSynced(`${dest}.json`, Buffer.from(JSON.stringify(report, null, 2) + '\n'));
   await fsp.rename(source, dest);
   await fsyncDir(dir);
   await fsyncDir(source.slice(0, source.lastIndexOf('/')) || '/');
