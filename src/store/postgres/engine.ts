@@ -43,6 +43,10 @@ export function openPostgresStore(url: string, opts: { poolSize?: number; onErro
   // An idle client losing its connection (database restart) is reported here; without a
   // listener it would crash the process. The next query gets a fresh connection.
   pool.on('error', (err) => opts.onError?.(err));
+  // A checked-out client has no listener of the pool's: if the server goes away between two
+  // queries of a transaction (a restart, `pg_ctl stop -m immediate`) its 'error' event would
+  // crash the process. This one stays for the client's life; the failed query rejects as usual.
+  pool.on('connect', (client) => client.on('error', (err) => opts.onError?.(err)));
   const migrations = loadMigrations('postgres');
   const latest = migrations.length;
 
