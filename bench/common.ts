@@ -1,10 +1,11 @@
 // Shared pieces of the benchmark: the request body, child processes and temp dirs that are
 // cleaned up whatever happens, peak RSS from /proc, percentiles, machine facts.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startDaemon, type Daemon, type DaemonOptions } from '../test/helpers/daemon.js';
 
 /** This file runs as dist/bench/common.js. */
 export const distBench = fileURLToPath(new URL('./', import.meta.url));
@@ -52,8 +53,9 @@ export function track(child: ChildProcess): ChildProcess {
   return child;
 }
 
-export function tempDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
+/** A temp dir under `base` (default: the OS temp dir), removed by cleanupNow() if still there. */
+export function tempDir(prefix: string, base = tmpdir()): string {
+  const d = mkdtempSync(join(base, prefix));
   dirs.add(d);
   return d;
 }
@@ -73,8 +75,28 @@ export async function stopChild(child: ChildProcess, graceMs = 5000): Promise<vo
   clearTimeout(timer);
 }
 
-/** Synchronous last resort: kill every child still alive and remove every temp dir. */
+const hooks = new Set<() => void>();
+
+/**
+ * A synchronous cleanup step for something that is neither a tracked child nor a temp dir (a
+ * PostgreSQL server and its data dir); cleanupNow() runs it. Returns the function that removes it
+ * again (call that once the thing was closed the normal way).
+ */
+export function onCleanup(fn: () => void): () => void {
+  hooks.add(fn);
+  return () => void hooks.delete(fn);
+}
+
+/** Synchronous last resort: run the cleanup hooks, kill every child still alive and remove every temp dir. */
 export function cleanupNow(): void {
+  for (const h of [...hooks]) {
+    hooks.delete(h);
+    try {
+      h();
+    } catch {
+      // best effort
+    }
+  }
   for (const c of children) {
     if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   }
@@ -99,6 +121,32 @@ export function installCleanupHooks(): void {
       cleanupNow();
       process.exit(130);
     });
+  }
+}
+
+/**
+ * startDaemon (test/helpers/daemon.ts) whose process is cleaned up even when the benchmark is
+ * interrupted while the daemon is still starting (before its ChildProcess is handed back).
+ */
+export async function startTrackedDaemon(o: DaemonOptions): Promise<Daemon> {
+  const before = new Set(childPids(process.pid));
+  const starting = startDaemon(o); // spawns synchronously, then waits for "intake node started"
+  const spawned = childPids(process.pid).filter((p) => !before.has(p));
+  const unhook = onCleanup(() => {
+    for (const p of spawned) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+  });
+  try {
+    const d = await starting;
+    track(d.proc);
+    return d;
+  } finally {
+    unhook();
   }
 }
 
@@ -225,6 +273,46 @@ export function processTicks(pid: number | undefined): number {
   }
 }
 
+/** Direct children of `ppid` (from /proc), as pids. */
+export function childPids(ppid: number): number[] {
+  const out: number[] = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) === ppid) out.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU ticks of a process and its live children plus the children it has already reaped
+ * (cutime + cstime): a PostgreSQL postmaster and its backends, say.
+ */
+export function treeTicks(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  let total = 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    total += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  } catch {
+    return 0;
+  }
+  for (const c of childPids(pid)) total += processTicks(c);
+  return total;
+}
+
 /** Busy ticks of the whole machine (all CPUs, everything but idle and iowait). */
 export function machineBusyTicks(): number {
   try {
@@ -240,21 +328,24 @@ export function machineBusyTicks(): number {
 /** CPU used during an interval, in percent of one core: by `pids`, and by every other process. */
 export class CpuMeter {
   private readonly pids: (number | undefined)[];
+  private readonly ticks: ((pid: number | undefined) => number)[];
   private t0 = 0;
   private own0: number[] = [];
   private busy0 = 0;
-  constructor(pids: (number | undefined)[]) {
-    this.pids = pids;
+  /** `treePids` count with their children (treeTicks) and come after `pids` in perPid. */
+  constructor(pids: (number | undefined)[], treePids: (number | undefined)[] = []) {
+    this.pids = [...pids, ...treePids];
+    this.ticks = [...pids.map(() => processTicks), ...treePids.map(() => treeTicks)];
   }
   start(): void {
     this.t0 = performance.now();
-    this.own0 = this.pids.map(processTicks);
+    this.own0 = this.pids.map((p, i) => this.ticks[i]!(p));
     this.busy0 = machineBusyTicks();
   }
   /** Per-pid CPU % and the rest of the machine's CPU % since start(). */
   stop(): { perPid: number[]; others: number; seconds: number } {
     const seconds = (performance.now() - this.t0) / 1000;
-    const own = this.pids.map((p, i) => (processTicks(p) - this.own0[i]!) / seconds);
+    const own = this.pids.map((p, i) => (this.ticks[i]!(p) - this.own0[i]!) / seconds);
     const busy = (machineBusyTicks() - this.busy0) / seconds;
     return { perPid: own, others: Math.max(0, busy - own.reduce((a, b) => a + b, 0)), seconds };
   }

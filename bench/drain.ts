@@ -53,16 +53,16 @@ export interface DrainOptions {
   segmentBytes: number;
 }
 
-const GEN_NODE = 'bench-gen';
+export const GEN_NODE = 'bench-gen';
 
-function makeRecord(i: number, now: number): RequestRecord {
+export function makeRecord(i: number, now: number, callbackUrl = CALLBACK_URL): RequestRecord {
   return {
     id: uuidv7(),
     tenant: 'default',
     idempotencyKey: null,
     receivedAt: now,
     node: GEN_NODE,
-    callbackUrl: CALLBACK_URL,
+    callbackUrl,
     lane: null,
     notBefore: null,
     payload: JSON.stringify(samplePayload(i)),
@@ -71,7 +71,7 @@ function makeRecord(i: number, now: number): RequestRecord {
 }
 
 /** Write `n` request records as sealed segments of about `segmentBytes` each; fsynced, untimed. */
-function writeSegments(root: string, n: number, segmentBytes: number): { segments: number; recordBytes: number } {
+export function writeSegments(root: string, n: number, segmentBytes: number): { segments: number; recordBytes: number } {
   const dir = join(root, 'nodes', GEN_NODE);
   mkdirSync(dir, { recursive: true });
   let segments = 0;
@@ -150,7 +150,7 @@ function baselineAutocommit(path: string, maxRows: number, maxSeconds: number): 
 }
 
 /** Read, check and parse every segment under `root` without touching a database (the drainer's CPU side). */
-function decodeOnly(root: string): Rate {
+export function decodeOnly(root: string): Rate {
   const dir = join(root, 'nodes', GEN_NODE);
   const files = readdirSync(dir).filter((f) => f.endsWith('.seg'));
   const t0 = performance.now();

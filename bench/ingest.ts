@@ -11,8 +11,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import autocannon, { type AutocannonResult } from 'autocannon';
-import { startDaemon } from '../test/helpers/daemon.js';
-import { CpuMeter, peakRssBytes, percentile, REQUEST_BODY, removeDir, Samples, say, startScript, stopChild, tempDir, track } from './common.js';
+import { CpuMeter, peakRssBytes, percentile, REQUEST_BODY, removeDir, Samples, say, startScript, startTrackedDaemon, stopChild, tempDir } from './common.js';
 
 export interface LoadResult {
   name: string;
@@ -146,14 +145,14 @@ export async function runIngest(o: IngestOptions): Promise<{ bare: LoadResult; i
   try {
     const bareSrv = await startScript('bare-server.js');
     procs.push(bareSrv.proc);
-    const d = await startDaemon({
+    const d = await startTrackedDaemon({
       spool: join(dir, 'spool'),
       db: `sqlite:${join(dir, 'unused.db')}`,
       mode: 'receive',
       nodeId: 'bench-ingest',
       // info level: startDaemon waits for the "intake node started" line; nothing is logged per request
     });
-    procs.push(track(d.proc));
+    procs.push(d.proc);
     const bare = new Target('bare fastify (parse, no write)', bareSrv.url, bareSrv.proc);
     const intake = new Target('intake, receive mode (durable)', d.url, d.proc);
 

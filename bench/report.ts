@@ -1,5 +1,7 @@
 // The benchmark's output: one markdown document, printed to stdout and written to docs/benchmarks.md.
+import type { DeliveryResult, ReceiverBaseline, RoundTripResult } from './callbacks.js';
 import type { Machine } from './common.js';
+import type { PgDrainResult } from './drain-pg.js';
 import type { DrainResult } from './drain.js';
 import type { IngestOptions, LoadResult } from './ingest.js';
 import type { VisibleResult } from './visible.js';
@@ -9,6 +11,8 @@ export const TARGETS = {
   p99Ms: 10,
   peakRssMiB: 128,
   drainPerSec: 150_000,
+  drainPgPerSec: 80_000,
+  callbacksPerSec: 5_000,
 } as const;
 
 export interface Report {
@@ -21,6 +25,10 @@ export interface Report {
   bare: LoadResult | Error | null;
   intake: LoadResult | Error | null;
   drain: DrainResult | Error | null;
+  drainPg: PgDrainResult | Error | null;
+  delivery: (DeliveryResult | Error)[];
+  receiverBaseline: ReceiverBaseline | Error | null;
+  roundTrips: (RoundTripResult | Error)[];
   visible: (VisibleResult | Error)[];
   loadBefore: number[];
   loadAfter: number[];
@@ -34,6 +42,8 @@ const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' / ');
 const mib = (b: number | null) => (b === null ? 'n/a' : `${(b / 2 ** 20).toFixed(1)} MiB`);
 const met = (ok: boolean | null) => (ok === null ? 'not measured' : ok ? '**met**' : '**not met**');
 const isOk = <T>(v: T | Error | null): v is T => v !== null && !(v instanceof Error);
+const engineName = (e: 'sqlite' | 'postgres') => (e === 'sqlite' ? 'SQLite' : 'PostgreSQL');
+const pctOrNa = (n: number | null) => (n === null ? 'n/a' : pct(n));
 const failed = (what: string, v: unknown) => (v instanceof Error ? `${what} failed: ${v.message.split('\n')[0]}\n` : '');
 
 function statusList(r: LoadResult): string {
@@ -78,6 +88,25 @@ export function targetRows(r: Report): TargetRow[] {
     measured: drain ? `${int(drain.recordsPerSec)} records/s` : 'n/a',
     ok: drain ? drain.recordsPerSec >= TARGETS.drainPerSec && drain.rowsInDb === drain.records : null,
   });
+  const dpg = isOk(r.drainPg) ? r.drainPg : null;
+  rows.push({
+    target: `drain into PostgreSQL ≥ ${int(TARGETS.drainPgPerSec)} records/s`,
+    measured: dpg ? `${int(dpg.recordsPerSec)} records/s (${(dpg.recordsPerSec / dpg.baseline.rowsPerSec).toFixed(0)}× single-row autocommit)` : 'n/a',
+    ok: dpg ? dpg.recordsPerSec >= TARGETS.drainPgPerSec && dpg.rowsInDb === dpg.records : null,
+  });
+  const base = isOk(r.receiverBaseline) ? r.receiverBaseline : null;
+  const deliveries = r.delivery.filter(isOk);
+  if (deliveries.length === 0) rows.push({ target: `callbacks delivered ≥ ${int(TARGETS.callbacksPerSec)}/s`, measured: 'n/a', ok: null });
+  for (const d of deliveries) {
+    rows.push({
+      target: `callbacks delivered ≥ ${int(TARGETS.callbacksPerSec)}/s (${engineName(d.engine)})`,
+      measured:
+        `${int(d.perSec)}/s` +
+        (base ? ` (${(d.perSec / base.reqPerSec).toFixed(2)}× the receiver's ceiling of ${int(base.reqPerSec)}/s)` : '') +
+        (d.complete ? '' : `, only ${int(d.received)} of ${int(d.callbacks)} arrived`),
+      ok: d.complete && d.perSec >= TARGETS.callbacksPerSec,
+    });
+  }
   return rows;
 }
 
@@ -95,7 +124,7 @@ export function renderMarkdown(r: Report): string {
     out.push(`- Disk: fdatasync after a ${r.fsync.bytes / 1024} KiB append, ${r.fsync.syncs} in a row: p50 ${ms(r.fsync.p50Ms)}, p99 ${ms(r.fsync.p99Ms)}, mean ${ms(r.fsync.meanMs)}`);
   }
   out.push(
-    `- Load: autocannon in the benchmark process, ${r.ingest.connections} connections, ${r.ingest.durationS} s measured after a ${r.ingest.warmupS} s warm-up, ` +
+    `- Ingest load: autocannon in the benchmark process, ${r.ingest.connections} connections, ${r.ingest.durationS} s measured after a ${r.ingest.warmupS} s warm-up, ` +
       `POST /v1/requests with a ${r.bodyBytes}-byte JSON body \`{payload, callback_url}\`, the measured time split into ${r.ingest.rounds} runs per server in ABBA order. ` +
       `Client and server share the machine's ${m.nproc} cores (CPU figures are % of one core).`,
   );
@@ -145,6 +174,88 @@ export function renderMarkdown(r: Report): string {
     }
   } else {
     out.push(failed('drain run', r.drain).trim() || 'not run');
+  }
+  out.push('');
+
+  out.push('## Drain into PostgreSQL', '');
+  if (isOk(r.drainPg)) {
+    const d = r.drainPg;
+    out.push(
+      `${int(d.records)} request records (avg ${Math.round(d.avgRecordBytes)} bytes framed, the same generator as the SQLite drain) in ${d.segments} sealed segments, ` +
+        'drained by the Drainer over openStore(postgres://…) (a pool of 8, one transaction per segment, 5000-row chunks sent as arrays and unnested, insert-if-absent on the id) in the benchmark process, ' +
+        'into a throwaway PostgreSQL on the same machine (initdb from the system binaries, fsync on, synchronous_commit on, shared_buffers 128 MB), freshly migrated; ' +
+        `timed from start() until every segment was committed and deleted. Rows in the database afterwards: ${int(d.rowsInDb)}. ` +
+        `CPU during the drain: drainer ${pct(d.drainCpu)}, PostgreSQL (all its processes) ${pctOrNa(d.pgCpu)}, other processes ${pct(d.othersCpu)}.`,
+      '',
+    );
+    out.push('| Path | rows | time | rows/s | vs autocommit |', '|---|---:|---:|---:|---:|');
+    const base = d.baseline.rowsPerSec;
+    out.push(`| drainer: sealed segments → PostgreSQL (end to end) | ${int(d.records)} | ${d.seconds.toFixed(2)} s | **${int(d.recordsPerSec)}** | ${(d.recordsPerSec / base).toFixed(0)}× |`);
+    out.push(
+      `| diagnostic: store.insertRequests alone (parsed records, segment-sized calls, fresh database; client ${pct(d.storeOnly.clientCpu)}, PostgreSQL ${pctOrNa(d.storeOnly.pgCpu)} CPU) | ${int(d.storeOnly.rows)} | ${d.storeOnly.seconds.toFixed(2)} s | ${int(d.storeOnly.rowsPerSec)} | ${(d.storeOnly.rowsPerSec / base).toFixed(0)}× |`,
+    );
+    out.push(`| baseline: single-row INSERT … ON CONFLICT DO NOTHING through pg, autocommit, same table | ${int(d.baseline.rows)} | ${d.baseline.seconds.toFixed(2)} s | ${int(base)} | 1× |`);
+    out.push('', `Ratio drainer / single-row baseline: **${(d.recordsPerSec / base).toFixed(0)}×**.`);
+    if (d.inSegmentSeconds !== null) {
+      out.push('', `The drainer's own per-segment timings (decode + insert + delete) add up to ${d.inSegmentSeconds.toFixed(2)} s of the ${d.seconds.toFixed(2)} s.`);
+    }
+  } else {
+    out.push(failed('PostgreSQL drain run', r.drainPg).trim() || 'not run');
+  }
+  out.push('');
+
+  out.push('## Callbacks delivered', '');
+  out.push(
+    'N completed requests wait in the callback outbox, prepared through the store API before the timing starts (insertRequests, claimWork in batches of 100, completeWork for each: the same rows and bodies `POST /v1/work/:id/complete` makes; on SQLite prepared on tmpfs and copied to disk, on PostgreSQL with synchronous_commit off for the preparation only). ' +
+      'Their callback URL is a node:http receiver on 127.0.0.1 in its own process that reads each body and answers 200, keep-alive. ' +
+      'A daemon in mode `both` (INTAKE_CALLBACK_ALLOW_CIDRS=127.0.0.1/32, otherwise defaults: outbox batches of 256, 64 concurrent sends, Standard Webhooks signing) is then spawned on that database; ' +
+      'timed from the spawn until the receiver has counted the Nth callback, so the daemon\'s start-up (node, modules, migrations check, first claim) is inside the figure. ' +
+      'The baseline is the same receiver loaded by autocannon from the benchmark process over 64 keep-alive connections with a body of the same size and the same webhook headers: the ceiling of this receiver on this machine.',
+    '',
+  );
+  const cb = isOk(r.receiverBaseline) ? r.receiverBaseline : null;
+  out.push(
+    '| Sender | callbacks | body | time | **callbacks/s** | vs receiver ceiling | start-up (spawn → started) | spawn → first callback | first → last callback | distinct webhook-ids | TCP connections | sender CPU | receiver CPU | PostgreSQL CPU | other processes CPU |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const d of r.delivery) {
+    if (d instanceof Error) {
+      out.push(`| failed: ${d.message.split('\n')[0]} | | | | | | | | | | | | | | |`);
+      continue;
+    }
+    out.push(
+      `| intake daemon, ${engineName(d.engine)} outbox | ${int(d.received)}${d.complete ? '' : ` of ${int(d.callbacks)}`} | ${d.bodyBytes} B | ${d.seconds.toFixed(2)} s | **${int(d.perSec)}** | ${cb ? `${(d.perSec / cb.reqPerSec).toFixed(2)}×` : 'n/a'} | ${ms(d.startupMs)} | ${ms(d.firstMs)} | ${int(d.steadyPerSec)}/s | ${int(d.unique)} | ${int(d.connections)} | ${pct(d.daemonCpu)} (${int(d.cpuPerCallbackUs)} µs per callback after start-up) | ${pct(d.receiverCpu)} | ${pctOrNa(d.pgCpu)} | ${pct(d.othersCpu)} |`,
+    );
+  }
+  if (cb) {
+    out.push(
+      `| baseline: autocannon, ${cb.connections} keep-alive connections, rate as the receiver counted it (p50 ${ms(cb.p50Ms)}, p99 ${ms(cb.p99Ms)}; ${cb.non2xx} non-2xx, ${cb.errors} errors) | ${int(cb.received)} | ${cb.bodyBytes} B | ${cb.seconds.toFixed(2)} s | ${int(cb.reqPerSec)} | 1× | – | – | – | – | ${cb.connections} | ${pct(cb.clientCpu)} (autocannon, ${int(((cb.clientCpu / 100) * 1e6) / cb.reqPerSec)} µs per request) | ${pct(cb.receiverCpu)} | – | ${pct(cb.othersCpu)} |`,
+    );
+  } else if (r.receiverBaseline instanceof Error) out.push(`| baseline failed: ${r.receiverBaseline.message.split('\n')[0]} | | | | | | | | | | | | | | |`);
+  out.push('');
+
+  out.push('## Claim + complete round trips', '');
+  const rt0 = r.roundTrips.find(isOk);
+  out.push(
+    `A daemon in mode \`both\` over a backlog of ${rt0 ? int(rt0.backlog) : 'N'} pending requests (inserted through the store API before it starts). ` +
+      `${rt0 ? rt0.workers : 16} workers in the benchmark process, each in a loop over HTTP keep-alive: \`POST /v1/work/claim {limit: 1}\`, then \`POST /v1/work/:id/complete\` with a ~300-byte result. ` +
+      'A round trip is claim + complete as the worker sees it; counted when its complete answers 200 inside the measured window (after the warm-up). ' +
+      'The callbacks these completions record are delivered to the receiver meanwhile, as they would be in production. No target is set for this figure.',
+    '',
+  );
+  out.push(
+    '| Engine | workers | round trips | time | **round trips/s** | p50 | p99 | max | claim p50 / p99 | complete p50 / p99 | empty claims | errors | callbacks delivered meanwhile | daemon CPU | PostgreSQL CPU | workers (bench) CPU | other processes CPU |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const t of r.roundTrips) {
+    if (t instanceof Error) {
+      out.push(`| failed: ${t.message.split('\n')[0]} | | | | | | | | | | | | | | | | |`);
+      continue;
+    }
+    const errs = Object.entries(t.errors);
+    out.push(
+      `| ${engineName(t.engine)} | ${t.workers} | ${int(t.roundTrips)} | ${t.seconds.toFixed(2)} s | **${int(t.perSec)}** | ${ms(t.p50Ms)} | ${ms(t.p99Ms)} | ${ms(t.maxMs)} | ${ms(t.claimP50Ms)} / ${ms(t.claimP99Ms)} | ${ms(t.completeP50Ms)} / ${ms(t.completeP99Ms)} | ${int(t.emptyClaims)} | ${errs.length ? errs.map(([k, v]) => `${k}×${v}`).join(', ') : '0'} | ${int(t.callbacksDelivered)} | ${pct(t.daemonCpu)} | ${pctOrNa(t.pgCpu)} | ${pct(t.clientCpu)} | ${pct(t.othersCpu)} |`,
+    );
   }
   out.push('');
 
@@ -222,6 +333,42 @@ export function observations(r: Report): string[] {
         'Decoding the next segment while SQLite inserts the previous one (a worker thread for either) would overlap the two on the machine\'s second core.',
     );
     if (d.othersCpu >= 25) notes.push(`Other processes used ${pct(d.othersCpu)} of a core during the drain.`);
+  }
+  const dpg = isOk(r.drainPg) ? r.drainPg : null;
+  if (dpg) {
+    const us = (cpuPct: number, seconds: number, n: number) => ((cpuPct / 100) * seconds * 1e6) / n;
+    const client = us(dpg.drainCpu, dpg.seconds, dpg.records);
+    const server = dpg.pgCpu === null ? null : us(dpg.pgCpu, dpg.seconds, dpg.records);
+    notes.push(
+      `Drain into PostgreSQL: per record the drainer process used ${client.toFixed(0)} µs of CPU` +
+        (server === null ? '' : ` and PostgreSQL ${server.toFixed(0)} µs`) +
+        ` (${pct(dpg.drainCpu)} and ${pctOrNa(dpg.pgCpu)} of a core over the drain). The drainer hands PostgreSQL one 5000-row statement at a time and waits for it, so the two mostly take turns rather than overlap. ` +
+        `The ${int(TARGETS.drainPgPerSec)} records/s target allows ${(1e6 / TARGETS.drainPgPerSec).toFixed(1)} µs per record in all. ` +
+        `store.insertRequests alone (no segment reading or decoding) ran at ${int(dpg.storeOnly.rowsPerSec)} rows/s, so ${dpg.storeOnly.rowsPerSec < 1.5 * dpg.recordsPerSec ? 'inserting, not decoding, sets the pace' : 'decoding and file handling take a large share'}. ` +
+        `The single-row baseline (${int(dpg.baseline.rowsPerSec)} rows/s) pays one commit and WAL flush per row.` +
+        (dpg.othersCpu >= 25 ? ` Other processes used ${pct(dpg.othersCpu)} of a core meanwhile.` : ''),
+    );
+  }
+  const cbBase = isOk(r.receiverBaseline) ? r.receiverBaseline : null;
+  for (const d of r.delivery.filter(isOk)) {
+    notes.push(
+      `Callbacks (${engineName(d.engine)}): the daemon used ${int(d.cpuPerCallbackUs)} µs of CPU per callback after its start-up` +
+        (cbBase ? `, against ${int(((cbBase.clientCpu / 100) * 1e6) / cbBase.reqPerSec)} µs per request for autocannon (which sends pre-built requests over a raw socket)` : '') +
+        `; over the whole window it used ${pct(d.daemonCpu)} of a core` +
+        (d.daemonCpu < 90 ? `, so it spent part of the time waiting rather than computing (the dispatcher claims a batch of 256, sends it, records the outcomes, and only then claims the next; ${d.engine === 'sqlite' ? 'on SQLite the claim and the record are synchronous transactions on its event loop' : 'on PostgreSQL it waits for those queries'})` : '') +
+        `. Start-up (spawn to "started") took ${ms(d.startupMs)} of the ${d.seconds.toFixed(2)} s; from the first callback to the last the rate was ${int(d.steadyPerSec)}/s.` +
+        (d.unique === d.received ? ' Every callback arrived once (as many distinct webhook-ids as callbacks).' : ` ${int(d.received - d.unique)} arrived more than once.`) +
+        (d.othersCpu >= 25 ? ` Other processes used ${pct(d.othersCpu)} of a core meanwhile.` : ''),
+    );
+  }
+  for (const t of r.roundTrips.filter(isOk)) {
+    const dbMs = t.pgCpu === null ? null : ((t.pgCpu / 100) * 1000) / t.perSec;
+    notes.push(
+      `Round trips (${engineName(t.engine)}): ${int(t.perSec)}/s with ${t.workers} workers; the daemon used ${pct(t.daemonCpu)} of a core` +
+        (dbMs === null ? '' : `, PostgreSQL ${pct(t.pgCpu!)} (${dbMs.toFixed(1)} ms of database CPU per round trip, with ${int(t.backlog)} requests pending)`) +
+        `. With a closed loop of ${t.workers} workers, latency ≈ workers ÷ throughput (${((t.workers / t.perSec) * 1000).toFixed(0)} ms against a measured p50 of ${ms(t.p50Ms)}).` +
+        (t.othersCpu >= 25 ? ` Other processes used ${pct(t.othersCpu)} of a core meanwhile.` : ''),
+    );
   }
   const v = r.visible.find((x): x is VisibleResult => !(x instanceof Error) && x.sealAfterMs === 1000);
   if (v) {

@@ -1,15 +1,22 @@
-// `npm run bench`: ingest (intake vs a bare fastify server), drain into SQLite, and the time
-// from 202 to visible. Prints a markdown report to stdout (progress goes to stderr) and writes
-// it to docs/benchmarks.md. Takes about two and a half minutes on a 2-core machine.
+// `npm run bench`: ingest (intake vs a bare fastify server), drain into SQLite and into
+// PostgreSQL, callbacks delivered per second, claim+complete round trips, and the time from 202
+// to visible. Prints a markdown report to stdout (progress goes to stderr) and writes it to
+// docs/benchmarks.md. Takes about four minutes on a 2-core machine. The PostgreSQL parts start a
+// throwaway server from the system's binaries (test/helpers/postgres.ts) and stop it at the end.
 //
 // Options: --quick (short runs, for trying the harness; docs/benchmarks.md is not written),
-//          --no-write (print only).
+//          --no-write (print only),
+//          --only=a,b (run only these parts: ingest, drain, drain-pg, callbacks, work, visible;
+//          docs/benchmarks.md is not written).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../test/helpers/daemon.js';
 import { loadavg } from 'node:os';
 import { cleanupNow, fsyncProbe, installCleanupHooks, machineInfo, removeDir, REQUEST_BODY, say, tempDir } from './common.js';
+import { Receiver, runDelivery, runReceiverBaseline, runRoundTrips, type Engine } from './callbacks.js';
+import { runDrainPg } from './drain-pg.js';
 import { runDrain } from './drain.js';
+import { startBenchPg, type BenchPg } from './pg.js';
 import { runIngest } from './ingest.js';
 import { renderMarkdown, type Report } from './report.js';
 import { runVisible } from './visible.js';
@@ -28,7 +35,10 @@ async function main(): Promise<number> {
   installCleanupHooks();
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
-  const write = !quick && !args.includes('--no-write');
+  const onlyArg = args.find((a) => a.startsWith('--only='));
+  const only = onlyArg ? new Set(onlyArg.slice('--only='.length).split(',')) : null;
+  const want = (part: string) => only === null || only.has(part);
+  const write = !quick && only === null && !args.includes('--no-write');
   const startedAt = new Date();
   const t0 = performance.now();
 
@@ -43,6 +53,10 @@ async function main(): Promise<number> {
     bare: null,
     intake: null,
     drain: null,
+    drainPg: null,
+    delivery: [],
+    receiverBaseline: null,
+    roundTrips: [],
     visible: [],
     loadBefore: loadavg(),
     loadAfter: [],
@@ -58,10 +72,10 @@ async function main(): Promise<number> {
     }
   });
 
-  const ing = await attempt('ingest run', () => runIngest(ingest));
-  report.bare = ing instanceof Error ? ing : ing.bare;
-  report.intake = ing instanceof Error ? ing : ing.intake;
-  report.drain = await attempt('drain run', () =>
+  const ing = want('ingest') ? await attempt('ingest run', () => runIngest(ingest)) : null;
+  report.bare = ing instanceof Error ? ing : (ing?.bare ?? null);
+  report.intake = ing instanceof Error ? ing : (ing?.intake ?? null);
+  if (want('drain')) report.drain = await attempt('drain run', () =>
     runDrain({
       records: quick ? 50_000 : 200_000,
       segmentBytes: 16 * 1024 * 1024,
@@ -70,8 +84,60 @@ async function main(): Promise<number> {
       storeOnlyRows: quick ? 50_000 : 200_000,
     }),
   );
-  report.visible.push(await attempt('visible run (1000 ms)', () => runVisible(1000, quick ? 4 : 20, 5)));
-  report.visible.push(await attempt('visible run (100 ms)', () => runVisible(100, quick ? 10 : 50, 2)));
+
+  // PostgreSQL: one throwaway server for the drain, the callbacks and the round trips.
+  const needPg = want('drain-pg') || want('callbacks') || want('work');
+  const needReceiver = want('callbacks') || want('work');
+  const pgs = needPg ? await attempt('postgres start', () => startBenchPg()) : new Error('not run');
+  const pgOrNull: BenchPg | null = pgs instanceof Error ? null : pgs;
+  let receiver: Receiver | Error | null = null;
+  const engines: Engine[] = ['sqlite', 'postgres'];
+  try {
+    if (want('drain-pg')) report.drainPg = pgs instanceof Error ? pgs : await attempt('PostgreSQL drain run', () =>
+      runDrainPg(
+        {
+          records: quick ? 50_000 : 200_000,
+          segmentBytes: 16 * 1024 * 1024,
+          baselineMaxRows: quick ? 2000 : 20_000,
+          baselineMaxSeconds: quick ? 1 : 3,
+          storeOnlyRows: quick ? 20_000 : 50_000,
+        },
+        pgs,
+      ),
+    );
+    receiver = needReceiver ? await attempt('callback receiver start', () => Receiver.start()) : null;
+    if (receiver instanceof Error) {
+      report.delivery.push(receiver);
+      report.roundTrips.push(receiver);
+    } else if (receiver) {
+      const rcv = receiver;
+      for (const e of want('callbacks') ? engines : []) {
+        if (e === 'postgres' && pgs instanceof Error) {
+          report.delivery.push(pgs);
+          continue;
+        }
+        report.delivery.push(await attempt(`callback delivery (${e})`, () => runDelivery(e, { callbacks: quick ? 5000 : 20_000, timeoutS: quick ? 30 : 60 }, rcv, pgOrNull)));
+      }
+      if (want('callbacks')) report.receiverBaseline = await attempt('receiver baseline', () => runReceiverBaseline(rcv, 64, quick ? 2 : 5));
+      for (const e of want('work') ? engines : []) {
+        if (e === 'postgres' && pgs instanceof Error) {
+          report.roundTrips.push(pgs);
+          continue;
+        }
+        report.roundTrips.push(
+          await attempt(`round trips (${e})`, () => runRoundTrips(e, { workers: 16, backlog: quick ? 10_000 : 20_000, warmupS: 1, seconds: quick ? 2 : 6 }, rcv, pgOrNull)),
+        );
+      }
+    }
+  } finally {
+    if (receiver && !(receiver instanceof Error)) await receiver.stop();
+    if (pgOrNull) await pgOrNull.close().catch((err: unknown) => say(`postgres close failed: ${String(err)}`));
+  }
+
+  if (want('visible')) {
+    report.visible.push(await attempt('visible run (1000 ms)', () => runVisible(1000, quick ? 4 : 20, 5)));
+    report.visible.push(await attempt('visible run (100 ms)', () => runVisible(100, quick ? 10 : 50, 2)));
+  }
   report.seconds = (performance.now() - t0) / 1000;
   report.loadAfter = loadavg();
 
@@ -82,7 +148,9 @@ async function main(): Promise<number> {
     writeFileSync(path, md + '\n');
     say(`wrote ${path}`);
   }
-  const failures = [report.fsync, ing, report.drain, ...report.visible].filter((v) => v instanceof Error).length;
+  const failures = [report.fsync, ing, report.drain, report.drainPg, ...report.delivery, report.receiverBaseline, ...report.roundTrips, ...report.visible].filter(
+    (v) => v instanceof Error,
+  ).length;
   return failures > 0 ? 1 : 0;
 }
 

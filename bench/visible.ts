@@ -4,8 +4,7 @@
 // waits for the previous one to be visible, so each is the first record of a fresh segment
 // (the quiet-node case, the slowest one).
 import { join } from 'node:path';
-import { startDaemon } from '../test/helpers/daemon.js';
-import { percentile, REQUEST_BODY, removeDir, say, sleep, stopChild, tempDir, track } from './common.js';
+import { percentile, REQUEST_BODY, removeDir, say, sleep, startTrackedDaemon, stopChild, tempDir } from './common.js';
 
 export interface VisibleResult {
   sealAfterMs: number;
@@ -20,14 +19,13 @@ export interface VisibleResult {
 export async function runVisible(sealAfterMs: number, samples: number, pollMs: number): Promise<VisibleResult> {
   const dir = tempDir('intake-bench-visible-');
   try {
-    const d = await startDaemon({
+    const d = await startTrackedDaemon({
       spool: join(dir, 'spool'),
       db: `sqlite:${join(dir, 'intake.db')}`,
       mode: 'both',
       nodeId: 'bench-visible',
       args: ['--seal-after-ms', String(sealAfterMs)],
     });
-    track(d.proc);
     try {
       say(`visible: ${samples} requests one at a time, --seal-after-ms ${sealAfterMs}`);
       const times: number[] = [];
