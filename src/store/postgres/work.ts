@@ -32,7 +32,7 @@ export function postgresWork(pool: pg.Pool, inTransaction: <T>(fn: (c: pg.PoolCl
           callback_url: string;
           payload: string;
           metadata: string | null;
-        }>(sql.claim, [o.leaseToken, o.leaseMs, o.lane, o.limit])
+        }>(o.lane === null ? sql.claimNoLane : sql.claimInLane, [o.leaseToken, o.leaseMs, o.lane, o.limit])
       ).rows;
       return rows
         .map(
@@ -77,9 +77,14 @@ export function postgresWork(pool: pg.Pool, inTransaction: <T>(fn: (c: pg.PoolCl
     },
     async recordCallbackOutcomes(outcomes) {
       if (outcomes.length === 0) return;
-      await inTransaction(async (c) => {
-        for (const o of outcomes) await c.query(sql.recordOutcome, [o.id, o.status, o.attempts, o.lastStatus, o.lastError, o.at]);
-      });
+      await pool.query(sql.recordOutcomes, [
+        outcomes.map((o) => o.id),
+        outcomes.map((o) => o.status),
+        outcomes.map((o) => o.attempts),
+        outcomes.map((o) => o.lastStatus),
+        outcomes.map((o) => o.lastError),
+        outcomes.map((o) => o.at),
+      ]);
     },
     async getCallback(requestId) {
       const r = (
