@@ -1,6 +1,6 @@
 // The Store: the one interface both database engines implement. Upper parts (drain, intake,
 // work, callbacks) use only this, never an engine directly.
-import type { RequestRecord } from '../spool/records.js';
+import type { CallbackOutcomeRecord, RequestRecord } from '../spool/records.js';
 
 export type RequestStatus = 'pending' | 'claimed' | 'completed' | 'cancelled';
 
@@ -69,15 +69,8 @@ export interface CallbackState {
   updatedAt: number;
 }
 
-export interface CallbackOutcome {
-  id: string;
-  status: Exclude<CallbackStatus, 'pending' | 'sending'>;
-  attempts: number;
-  lastStatus: number | null;
-  lastError: string | null;
-  /** Wall-clock ms of the outcome; an older outcome never overwrites a newer one. */
-  at: number;
-}
+/** What became of a callback: the same record a receive-mode node writes to the spool. */
+export type CallbackOutcome = CallbackOutcomeRecord;
 
 export interface Store {
   readonly engine: 'sqlite' | 'postgres';

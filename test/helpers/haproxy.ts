@@ -3,10 +3,10 @@
 // GET /readyz, retries only on connection failure, redispatch; the check interval is shorter so
 // a test does not wait for it. A stats listener on a second port gives the servers' states and
 // the 5xx counts HAProxy itself saw. A missing binary fails the test; it never skips.
+import { freePort } from './net.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
@@ -65,16 +65,7 @@ export function findHaproxy(): string {
   throw new Error('haproxy not found (PATH, /usr/sbin): install the Debian package `haproxy` (apt-get install -y haproxy; .ci/run does it)');
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export function haproxyConfig(o: { port: number; statsPort: number; servers: HaproxyBackend[]; interMs: number; fall: number; rise: number; logLevel: string }): string {
   const servers = o.servers.map((s) => `    server ${s.name} 127.0.0.1:${s.port} check`).join('\n');
