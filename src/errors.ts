@@ -62,7 +62,3 @@ export const Errors = {
 export function errorBody(err: IntakeError): { error: { code: string; message: string } } {
   return { error: { code: err.code, message: err.message } };
 }
-
-export function isErrno(err: unknown, code: string): boolean {
-  return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
-}

@@ -99,10 +99,6 @@ export class SpoolWriter {
     return this.lastErrorCode;
   }
 
-  get accepting(): boolean {
-    return this.state === 'running';
-  }
-
   /** Seal what the previous run of this node left open, then start taking appends. */
   async start(): Promise<void> {
     if (this.state !== 'new') return;
@@ -158,13 +154,6 @@ export class SpoolWriter {
     const seg = this.seg;
     this.seg = null;
     await seg?.fh.close().catch(() => undefined);
-  }
-
-  /** Seal the open segment now (used by a graceful mode switch and by tests). */
-  async sealNow(): Promise<void> {
-    this.sealWanted = true;
-    this.kick();
-    while (this.running) await this.running;
   }
 
   private stopTimer(): void {

@@ -1,6 +1,6 @@
 // The Store: the one interface both database engines implement. Upper parts (drain, intake,
 // work, callbacks) use only this, never an engine directly.
-import type { CallbackOutcomeRecord, RequestRecord } from '../spool/records.js';
+import type { CallbackEntryRecord, CallbackOutcomeRecord, RequestRecord } from '../spool/records.js';
 
 export type RequestStatus = 'pending' | 'claimed' | 'completed' | 'cancelled';
 
@@ -48,15 +48,8 @@ export interface ClaimedWork {
 /** ok; not-found: no such request; conflict: not claimed under this token (stale, expired, done). */
 export type LeaseOutcome = 'ok' | 'not-found' | 'conflict';
 
-export interface CallbackToSend {
-  /** The webhook-id: the same on every attempt. */
-  id: string;
-  requestId: string;
-  tenant: string;
-  url: string;
-  body: string;
-  attempts: number;
-}
+/** A callback to send: the outbox row's part of a failed-callback spool entry. */
+export type CallbackToSend = Pick<CallbackEntryRecord, 'id' | 'requestId' | 'tenant' | 'url' | 'body' | 'attempts'>;
 
 export type CallbackStatus = 'pending' | 'sending' | 'delivered' | 'parked' | 'dead' | 'gone';
 
