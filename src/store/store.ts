@@ -76,8 +76,8 @@ export interface Store {
   countRequests(): Promise<number>;
 
   // Processing API (schema v2). Claims are safe with many concurrent workers on both engines.
-  /** Lanes that have claimable work, for round-robin claims. */
-  pendingLanes(): Promise<(string | null)[]>;
+  /** Lanes that have claimable work (pending, or claimed with an expired lease), for round-robin claims. */
+  claimableLanes(): Promise<(string | null)[]>;
   /** Lease up to `limit` claimable requests of `lane` (expired leases count as claimable). */
   claimWork(o: { lane: string | null; limit: number; leaseMs: number; leaseToken: string }): Promise<ClaimedWork[]>;
   /** Complete a claimed request and record its callback in the outbox, in one transaction. */

@@ -17,7 +17,7 @@ export class LaneClaimer {
   async claim(o: { limit: number; leaseMs: number; leaseToken: string; lane?: string | null }): Promise<ClaimedWork[]> {
     if (o.lane !== undefined) return this.store.claimWork({ lane: o.lane, limit: o.limit, leaseMs: o.leaseMs, leaseToken: o.leaseToken });
     if (performance.now() - this.lanesAt > LANES_TTL_MS) {
-      this.lanes = await this.store.pendingLanes();
+      this.lanes = await this.store.claimableLanes();
       this.lanesAt = performance.now();
     }
     const lanes = this.lanes;

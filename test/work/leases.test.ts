@@ -213,6 +213,19 @@ for (const engine of engines) {
       assert.equal((await act(d, id!, 'complete', { lease_token: again[0].lease_token, result: 2 })).status, 200);
     });
 
+    test('a claim without a lane finds work whose only claimable rows are expired leases', async () => {
+      // A claim whose answer was lost (the worker or the node died) leaves rows 'claimed' with no
+      // pending row beside them. Round-robin claims must still see those lanes once the lease ends.
+      const f = await node(await engine.fresh());
+      const ids = await submit(f, 3, { lane: 'lost-answer' });
+      const lost = await claim(f, { limit: 3, lease_seconds: 1 });
+      assert.equal(lost.body.items.length, 3);
+      await sleep(1300);
+      const again = await claim(f, { limit: 10, lease_seconds: 30 });
+      assert.deepEqual(again.body.items.map((x: { id: string }) => x.id), ids, 'expired leases were not claimable without a lane');
+      assert.ok(again.body.items.every((x: { attempts: number }) => x.attempts === 2));
+    });
+
     test('release returns the request to pending; the released token is dead', async () => {
       const lane = `rel-${engine.name}`;
       const [id] = await submit(d, 1, { lane });

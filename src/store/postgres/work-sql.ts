@@ -11,7 +11,9 @@ const claimSql = (lanePredicate: string) => `UPDATE requests r SET status = 'cla
       ${ms('r.received_at')} AS received_ms, r.callback_url, r.payload::text AS payload, r.metadata::text AS metadata`;
 
 export const workSql = {
-  pendingLanes: `SELECT DISTINCT lane FROM requests WHERE status = 'pending'`,
+  // Expired leases count: a claim whose answer was lost leaves rows 'claimed' and nothing pending.
+  claimableLanes: `SELECT lane FROM requests WHERE status = 'pending'
+    UNION SELECT lane FROM requests WHERE status = 'claimed' AND lease_expires_at < now()`,
   reapLeases: `UPDATE requests SET status = 'pending', lease_token = NULL, lease_expires_at = NULL
     WHERE id IN (SELECT id FROM requests WHERE status = 'claimed' AND lease_expires_at < now() FOR UPDATE SKIP LOCKED)`,
   // Two forms of the claim, so the lane test is an equality (or IS NULL) the index

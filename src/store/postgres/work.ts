@@ -5,7 +5,7 @@ import { workSql as sql } from './work-sql.js';
 
 type WorkPart = Pick<
   Store,
-  'pendingLanes' | 'claimWork' | 'completeWork' | 'releaseWork' | 'extendWork' | 'claimCallbacks' | 'recordCallbackOutcomes' | 'getCallback'
+  'claimableLanes' | 'claimWork' | 'completeWork' | 'releaseWork' | 'extendWork' | 'claimCallbacks' | 'recordCallbackOutcomes' | 'getCallback'
 >;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -15,8 +15,8 @@ export function postgresWork(pool: pg.Pool, inTransaction: <T>(fn: (c: pg.PoolCl
     (changes ?? 0) > 0 ? 'ok' : (await pool.query(sql.exists, [id])).rowCount ? 'conflict' : 'not-found';
 
   return {
-    async pendingLanes() {
-      return (await pool.query<{ lane: string | null }>(sql.pendingLanes)).rows.map((r) => r.lane);
+    async claimableLanes() {
+      return (await pool.query<{ lane: string | null }>(sql.claimableLanes)).rows.map((r) => r.lane);
     },
     async claimWork(o) {
       await pool.query(sql.reapLeases);

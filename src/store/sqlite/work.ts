@@ -6,7 +6,7 @@ import { workSql as sql } from './work-sql.js';
 
 type WorkPart = Pick<
   Store,
-  'pendingLanes' | 'claimWork' | 'completeWork' | 'releaseWork' | 'extendWork' | 'claimCallbacks' | 'recordCallbackOutcomes' | 'getCallback'
+  'claimableLanes' | 'claimWork' | 'completeWork' | 'releaseWork' | 'extendWork' | 'claimCallbacks' | 'recordCallbackOutcomes' | 'getCallback'
 >;
 
 interface ClaimRow {
@@ -65,8 +65,8 @@ export function sqliteWork(db: Database.Database): WorkPart {
   });
 
   return {
-    async pendingLanes() {
-      return (st('pendingLanes').all() as { lane: string | null }[]).map((r) => r.lane);
+    async claimableLanes() {
+      return (st('claimableLanes').all({ now: Date.now() }) as { lane: string | null }[]).map((r) => r.lane);
     },
     async claimWork(o) {
       return claim(o.lane, o.limit, o.leaseMs, o.leaseToken);
