@@ -8,6 +8,8 @@ export class LaneClaimer {
   private cursor = 0;
   private lanes: (string | null)[] = [];
   private lanesAt = 0;
+  /** The refresh in flight: concurrent claims share it instead of each asking the database. */
+  private refreshing: Promise<(string | null)[]> | null = null;
   private readonly store: Store;
 
   constructor(store: Store) {
@@ -16,11 +18,7 @@ export class LaneClaimer {
 
   async claim(o: { limit: number; leaseMs: number; leaseToken: string; lane?: string | null }): Promise<ClaimedWork[]> {
     if (o.lane !== undefined) return this.store.claimWork({ lane: o.lane, limit: o.limit, leaseMs: o.leaseMs, leaseToken: o.leaseToken });
-    if (performance.now() - this.lanesAt > LANES_TTL_MS) {
-      this.lanes = await this.store.claimableLanes();
-      this.lanesAt = performance.now();
-    }
-    const lanes = this.lanes;
+    const lanes = await this.currentLanes();
     if (lanes.length === 0) return [];
     const start = this.cursor++ % lanes.length;
     const order = [...lanes.slice(start), ...lanes.slice(0, start)];
@@ -31,5 +29,20 @@ export class LaneClaimer {
     }
     if (out.length === 0) this.lanesAt = 0; // the cached lanes ran dry: look again next time
     return out;
+  }
+
+  private currentLanes(): Promise<(string | null)[]> | (string | null)[] {
+    if (performance.now() - this.lanesAt <= LANES_TTL_MS) return this.lanes;
+    this.refreshing ??= this.store
+      .claimableLanes()
+      .then((lanes) => {
+        this.lanes = lanes;
+        this.lanesAt = performance.now();
+        return lanes;
+      })
+      .finally(() => {
+        this.refreshing = null;
+      });
+    return this.refreshing;
   }
 }

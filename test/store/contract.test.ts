@@ -127,5 +127,32 @@ for (const engine of engines) {
         await other.close();
       }
     });
+
+    test('claimable lanes: pending work of every lane (null included) and expired leases, nothing else', async () => {
+      const s = await openStore(await engine.fresh());
+      try {
+        await s.migrate();
+        const lanes = async () => (await s.claimableLanes()).map((l) => l ?? '<null>').sort();
+        assert.deepEqual(await lanes(), []);
+        // Many rows in a few lanes, so a wrong loose scan (stopping early, skipping a lane) shows.
+        const t0 = Date.now() - 10_000;
+        const recs = ['b', 'a', null, 'c', 'd', 'a-1', 'b'].flatMap((lane, k) => Array.from({ length: 40 }, (_, i) => record({ lane, receivedAt: t0 + k * 100 + i })));
+        await s.insertRequests(recs);
+        assert.deepEqual(await lanes(), ['<null>', 'a', 'a-1', 'b', 'c', 'd']);
+        const token = () => uuidv7();
+        // Lane c: every row claimed with a short lease; lane d: claimed with a long lease.
+        assert.equal((await s.claimWork({ lane: 'c', limit: 100, leaseMs: 300, leaseToken: token() })).length, 40);
+        assert.equal((await s.claimWork({ lane: 'd', limit: 100, leaseMs: 60_000, leaseToken: token() })).length, 40);
+        // The null lane: claimed and completed.
+        for (const w of await s.claimWork({ lane: null, limit: 100, leaseMs: 60_000, leaseToken: token() })) {
+          assert.equal(await s.completeWork(w.id, w.leaseToken, '1', { id: `msg_${w.id}`, body: '{}' }), 'ok');
+        }
+        assert.deepEqual(await lanes(), ['a', 'a-1', 'b']);
+        await new Promise((r) => setTimeout(r, 400));
+        assert.deepEqual(await lanes(), ['a', 'a-1', 'b', 'c'], 'the lane whose leases ran out is claimable again');
+      } finally {
+        await s.close();
+      }
+    });
   });
 }

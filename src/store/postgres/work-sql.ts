@@ -1,19 +1,22 @@
 // SQL of the processing API and the callback outbox, PostgreSQL engine. Claims use
 // FOR UPDATE SKIP LOCKED, so concurrent workers never wait on, or take, each other's rows.
+import { claimableLanesSql } from '../lanes-sql.js';
+
 const ms = (col: string) => `(extract(epoch FROM ${col}) * 1000)::float8`;
 
+// ORDER BY lane first, although the lane is fixed: PostgreSQL does not take \`lane IS NULL\` as an
+// equality, so only this spelling matches requests_claim_order (status, lane, received_at, id)
+// and lets the scan stop after LIMIT rows instead of sorting every pending row of the lane.
 const claimSql = (lanePredicate: string) => `UPDATE requests r SET status = 'claimed', lease_token = $1,
       lease_expires_at = now() + $2 * interval '1 millisecond', attempts = r.attempts + 1
     FROM (SELECT id FROM requests WHERE status = 'pending' AND ${lanePredicate}
-          AND (not_before IS NULL OR not_before <= now()) ORDER BY received_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) c
+          AND (not_before IS NULL OR not_before <= now()) ORDER BY lane, received_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) c
     WHERE r.id = c.id
     RETURNING r.id::text, r.tenant, r.lease_token::text, ${ms('r.lease_expires_at')} AS lease_expires_ms, r.attempts, r.lane,
       ${ms('r.received_at')} AS received_ms, r.callback_url, r.payload::text AS payload, r.metadata::text AS metadata`;
 
 export const workSql = {
-  // Expired leases count: a claim whose answer was lost leaves rows 'claimed' and nothing pending.
-  claimableLanes: `SELECT lane FROM requests WHERE status = 'pending'
-    UNION SELECT lane FROM requests WHERE status = 'claimed' AND lease_expires_at < now()`,
+  claimableLanes: claimableLanesSql('now()', 'NULL::text'),
   reapLeases: `UPDATE requests SET status = 'pending', lease_token = NULL, lease_expires_at = NULL
     WHERE id IN (SELECT id FROM requests WHERE status = 'claimed' AND lease_expires_at < now() FOR UPDATE SKIP LOCKED)`,
   // Two forms of the claim, so the lane test is an equality (or IS NULL) the index

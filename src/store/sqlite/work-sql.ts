@@ -1,8 +1,8 @@
 // SQL of the processing API and the callback outbox, SQLite engine. Times are ms since epoch.
+import { claimableLanesSql } from '../lanes-sql.js';
+
 export const workSql = {
-  // Expired leases count: a claim whose answer was lost leaves rows 'claimed' and nothing pending.
-  claimableLanes: `SELECT lane FROM requests WHERE status = 'pending'
-    UNION SELECT lane FROM requests WHERE status = 'claimed' AND lease_expires_at < @now`,
+  claimableLanes: claimableLanesSql('@now', 'NULL'),
   reapLeases: `UPDATE requests SET status = 'pending', lease_token = NULL, lease_expires_at = NULL
     WHERE status = 'claimed' AND lease_expires_at < @now`,
   claim: `UPDATE requests SET status = 'claimed', lease_token = @token, lease_expires_at = @expires, attempts = attempts + 1
