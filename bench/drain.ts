@@ -7,8 +7,7 @@
 // Baseline, same schema and pragmas (WAL, synchronous=FULL): single-row INSERTs in autocommit
 // mode, one commit (and WAL fsync) per row, which is what a naive "insert per request" does.
 // Diagnostics that split the drain's time: decoding and parsing the segments alone (no
-// database), store.insertRequests() on already-parsed records (SQLite alone), and the same rows
-// through multi-row INSERT statements (a candidate for the next speed-up).
+// database) and store.insertRequests() on already-parsed records (SQLite alone).
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -36,7 +35,6 @@ export interface DrainResult {
   baseline: Rate;
   decodeOnly: Rate;
   storeOnly: Rate;
-  multiRow: Rate & { rowsPerStatement: number };
 }
 
 export interface Rate {
@@ -178,35 +176,6 @@ async function storeOnly(path: string, rows: number): Promise<Rate> {
   }
 }
 
-/** The same rows, 2000 per transaction like the store, but `perStatement` rows per INSERT statement. */
-function multiRowInsert(path: string, rows: number, perStatement: number): Rate & { rowsPerStatement: number } {
-  const db = openLikeStore(path);
-  try {
-    const many = db.prepare(insertSql(perStatement));
-    const one = db.prepare(insertSql(1));
-    const chunk = db.transaction((recs: RequestRecord[], storedAt: number) => {
-      let n = 0;
-      let i = 0;
-      for (; i + perStatement <= recs.length; i += perStatement) {
-        const args: unknown[] = [];
-        for (let j = i; j < i + perStatement; j++) args.push(...rowArgs(recs[j]!, storedAt));
-        n += many.run(args).changes;
-      }
-      for (; i < recs.length; i++) n += one.run(rowArgs(recs[i]!, storedAt)).changes;
-      return n;
-    });
-    const now = Date.now();
-    const recs = Array.from({ length: rows }, (_, i) => makeRecord(i, now));
-    const t0 = performance.now();
-    let inserted = 0;
-    for (let i = 0; i < recs.length; i += 2000) inserted += chunk(recs.slice(i, i + 2000), Date.now());
-    const seconds = (performance.now() - t0) / 1000;
-    return { rows: inserted, seconds, rowsPerSec: inserted / seconds, rowsPerStatement: perStatement };
-  } finally {
-    db.close();
-  }
-}
-
 export async function runDrain(o: DrainOptions): Promise<DrainResult> {
   const dir = tempDir('intake-bench-drain-');
   try {
@@ -267,15 +236,11 @@ export async function runDrain(o: DrainOptions): Promise<DrainResult> {
     settleDisk();
     const baseline = baselineAutocommit(basePath, o.baselineMaxRows, o.baselineMaxSeconds);
 
-    say(`drain: diagnostics, ${o.storeOnlyRows} parsed records through store.insertRequests, then through multi-row INSERTs`);
+    say(`drain: diagnostic, ${o.storeOnlyRows} parsed records through store.insertRequests`);
     const soPath = join(dir, 'store-only.db');
     await freshDb(soPath);
     settleDisk();
     const so = await storeOnly(soPath, o.storeOnlyRows);
-    const multiPath = join(dir, 'multi-row.db');
-    await freshDb(multiPath);
-    settleDisk();
-    const multiRow = multiRowInsert(multiPath, o.storeOnlyRows, 100);
 
     return {
       records: o.records,
@@ -290,7 +255,6 @@ export async function runDrain(o: DrainOptions): Promise<DrainResult> {
       baseline,
       decodeOnly: decoded,
       storeOnly: so,
-      multiRow,
     };
   } finally {
     removeDir(dir);

@@ -167,7 +167,6 @@ export function renderMarkdown(r: Report): string {
     out.push(`| drainer: sealed segments → SQLite (end to end) | ${int(d.records)} | ${d.seconds.toFixed(2)} s | **${int(d.recordsPerSec)}** | ${(d.recordsPerSec / base).toFixed(0)}× |`);
     out.push(`| diagnostic: decode + parse the segments alone (CRC32C, utf-8, JSON; no database) | ${int(d.decodeOnly.rows)} | ${d.decodeOnly.seconds.toFixed(2)} s | ${int(d.decodeOnly.rowsPerSec)} | – |`);
     out.push(`| diagnostic: store.insertRequests alone (parsed records, 2000-row transactions) | ${int(d.storeOnly.rows)} | ${d.storeOnly.seconds.toFixed(2)} s | ${int(d.storeOnly.rowsPerSec)} | ${(d.storeOnly.rowsPerSec / base).toFixed(0)}× |`);
-    out.push(`| diagnostic: the same rows, ${d.multiRow.rowsPerStatement} rows per INSERT statement (candidate) | ${int(d.multiRow.rows)} | ${d.multiRow.seconds.toFixed(2)} s | ${int(d.multiRow.rowsPerSec)} | ${(d.multiRow.rowsPerSec / base).toFixed(0)}× |`);
     out.push(`| baseline: single-row INSERT, autocommit (one commit per row) | ${int(d.baseline.rows)} | ${d.baseline.seconds.toFixed(2)} s | ${int(base)} | 1× |`);
     if (d.inSegmentSeconds !== null) {
       out.push('', `The drainer's own per-segment timings (decode + insert + delete) add up to ${d.inSegmentSeconds.toFixed(2)} s of the ${d.seconds.toFixed(2)} s; the rest is reading files, claiming locks and scanning.`);
@@ -329,8 +328,7 @@ export function observations(r: Report): string[] {
         `The ${int(TARGETS.drainPerSec)} records/s target allows ${(1e6 / TARGETS.drainPerSec).toFixed(1)} µs per record in all.`,
     );
     notes.push(
-      `${d.multiRow.rowsPerStatement} rows per INSERT statement run at ${int(d.multiRow.rowsPerSec)} rows/s, ${(d.multiRow.rowsPerSec / d.storeOnly.rowsPerSec).toFixed(2)}× store.insertRequests. ` +
-        'Decoding the next segment while SQLite inserts the previous one (a worker thread for either) would overlap the two on the machine\'s second core.',
+      'Decoding the next segment while SQLite inserts the previous one (a worker thread for either) would overlap the two on the machine\'s second core.',
     );
     if (d.othersCpu >= 25) notes.push(`Other processes used ${pct(d.othersCpu)} of a core during the drain.`);
   }
