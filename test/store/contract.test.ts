@@ -98,6 +98,33 @@ for (const engine of engines) {
       assert.ok(Math.abs(got.storedAt - Date.now()) < 60_000);
     });
 
+    test('text that needs escaping on its way in reads back unchanged (backslashes, tabs, newlines, quotes, \\N, non-ASCII)', async () => {
+      // The PostgreSQL engine loads rows with COPY's text format, where \, tab, newline, CR and
+      // \N mean something: every such character in every text field must arrive as sent.
+      const tricky = 'a\\b\tc\nd\re "q" \\N \\t ✓ 𝄞';
+      const r = record({
+        idempotencyKey: 'k\\ey\\N',
+        node: 'node\\x',
+        callbackUrl: 'https://example.com/h?q=a%5Cb\\c',
+        lane: 'lane.x',
+        payload: JSON.stringify({ s: tricky, arr: [tricky, '\\N'], n: null }),
+        metadata: JSON.stringify({ note: tricky }),
+      });
+      const plain = record({ metadata: null, idempotencyKey: null });
+      assert.equal(await store.insertRequests([r, plain]), 2);
+      const got = await store.getRequest(r.id);
+      assert.ok(got);
+      assert.equal(got.idempotencyKey, r.idempotencyKey);
+      assert.equal(got.node, r.node);
+      assert.equal(got.callbackUrl, r.callbackUrl);
+      assert.deepEqual(JSON.parse(got.payload), JSON.parse(r.payload));
+      assert.deepEqual(JSON.parse(got.metadata!), { note: tricky });
+      const p = await store.getRequest(plain.id);
+      assert.equal(p?.metadata, null);
+      assert.equal(p?.idempotencyKey, null);
+      assert.equal(p?.notBefore, null);
+    });
+
     test('an unknown id reads as null', async () => {
       assert.equal(await store.getRequest(uuidv7()), null);
     });

@@ -1,14 +1,14 @@
 // PostgreSQL engine (pg with a pool): the store a cluster shares. Drains insert whole segments
-// in one transaction, in chunks of rows sent as arrays, with insert-if-absent on the id.
+// in one transaction (COPY into a staging table, then insert-if-absent on the id: copy.ts).
 import pg from 'pg';
 import { Errors } from '../../errors.js';
 import type { RequestRecord } from '../../spool/records.js';
 import { loadMigrations, MIN_SCHEMA } from '../migrations.js';
 import type { SchemaState, Store, StoredRequest } from '../store.js';
 import { MIGRATION_LOCK_KEY, sql } from './sql.js';
+import { insertByCopy } from './copy.js';
 import { postgresWork } from './work.js';
 
-const CHUNK_ROWS = 5000;
 /** SQLSTATEs worth one more try of the whole transaction: deadlock_detected, serialization_failure. */
 const RETRYABLE = new Set(['40P01', '40001']);
 
@@ -72,29 +72,6 @@ export function openPostgresStore(url: string, opts: { poolSize?: number; onErro
     }
   }
 
-  async function insertSorted(records: RequestRecord[]): Promise<number> {
-    return inTransaction(async (client) => {
-      let inserted = 0;
-      for (let i = 0; i < records.length; i += CHUNK_ROWS) {
-        const chunk = records.slice(i, i + CHUNK_ROWS);
-        const res = await client.query(sql.insertRequests, [
-          chunk.map((r) => r.id),
-          chunk.map((r) => r.tenant),
-          chunk.map((r) => r.idempotencyKey),
-          chunk.map((r) => r.receivedAt),
-          chunk.map((r) => r.node),
-          chunk.map((r) => r.callbackUrl),
-          chunk.map((r) => r.lane),
-          chunk.map((r) => r.notBefore),
-          chunk.map((r) => r.payload),
-          chunk.map((r) => r.metadata),
-        ]);
-        inserted += res.rowCount ?? 0;
-      }
-      return inserted;
-    });
-  }
-
   return {
     engine: 'postgres',
     ...postgresWork(pool, inTransaction),
@@ -134,12 +111,9 @@ export function openPostgresStore(url: string, opts: { poolSize?: number; onErro
     },
     async insertRequests(records: RequestRecord[]) {
       if (records.length === 0) return 0;
-      // Rows go in id order, so two drainers loading overlapping rows (a re-drain after a stale
-      // claim) take their row locks in the same order and cannot deadlock each other.
-      const sorted = records.slice().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       for (let attempt = 1; ; attempt++) {
         try {
-          return await insertSorted(sorted);
+          return await inTransaction((client) => insertByCopy(client, records));
         } catch (err) {
           const code = (err as { code?: string }).code;
           if (attempt >= 3 || !code || !RETRYABLE.has(code)) throw err;

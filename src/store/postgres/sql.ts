@@ -11,14 +11,17 @@ export const sql = {
   recordMigration: `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`,
   lockMigrations: `SELECT pg_advisory_lock($1)`,
   unlockMigrations: `SELECT pg_advisory_unlock($1)`,
-  // One statement per chunk: columns travel as arrays and unnest into rows (one round trip,
-  // one plan, no per-row parameter limit).
-  insertRequests: `INSERT INTO requests
+  // The staging table of a drain (copy.ts): one per session, emptied by every commit.
+  createStaging: `CREATE TEMP TABLE IF NOT EXISTS intake_staging (id uuid, tenant text, ikey text, received_ms float8,
+      node text, url text, lane text, not_before_ms float8, payload text, metadata text) ON COMMIT DELETE ROWS`,
+  copyStaging: `COPY intake_staging FROM STDIN`,
+  // Rows go in id order, so two drainers loading overlapping rows (a re-drain after a stale
+  // claim) take their row locks in the same order and cannot deadlock each other.
+  insertFromStaging: `INSERT INTO requests
     (id, tenant, idempotency_key, received_at, stored_at, node_id, callback_url, lane, not_before, payload, metadata)
-    SELECT r.id, r.tenant, r.ikey, to_timestamp(r.received_ms / 1000.0), now(), r.node, r.url, r.lane,
-           to_timestamp(r.not_before_ms / 1000.0), r.payload::jsonb, r.metadata::jsonb
-    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::text[], $10::text[])
-      AS r(id, tenant, ikey, received_ms, node, url, lane, not_before_ms, payload, metadata)
+    SELECT id, tenant, ikey, to_timestamp(received_ms / 1000.0), now(), node, url, lane,
+           to_timestamp(not_before_ms / 1000.0), payload::jsonb, metadata::jsonb
+    FROM intake_staging ORDER BY id
     ON CONFLICT (id) DO NOTHING`,
   getRequest: `SELECT id, tenant, idempotency_key,
       (extract(epoch FROM received_at) * 1000)::float8 AS received_ms,
