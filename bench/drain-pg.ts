@@ -93,6 +93,7 @@ export async function runDrainPg(o: PgDrainOptions, pgs: BenchPg): Promise<PgDra
       scanIntervalMs: 500,
       lockStaleMs: 10_000,
       archive: false,
+      concurrency: 2, // as a save-mode node on PostgreSQL (src/node/parts.ts)
     });
     say(`drain-pg: draining ${gen.segments} segments into PostgreSQL`);
     let seconds: number;

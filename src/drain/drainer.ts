@@ -32,6 +32,11 @@ export interface DrainerOptions {
   lockStaleMs: number;
   /** Move drained segments to archive/ instead of deleting them. */
   archive: boolean;
+  /**
+   * Segments drained at once. PostgreSQL gains from 2 (one backend per segment, while this
+   * process decodes the next); SQLite has one writer, so more than 1 only adds waiting.
+   */
+  concurrency?: number;
 }
 
 export type DrainOutcome = 'drained' | 'busy' | 'gone' | 'unsupported' | 'quarantined';
@@ -133,13 +138,21 @@ export class Drainer {
     const sealed = (await listAllSegments(this.o.root)).filter((f) => f.state === 'sealed').sort((a, b) => (a.segment < b.segment ? -1 : 1));
     this.o.metrics.backlogSegments.set(sealed.length);
     let worked = false;
-    for (const f of sealed) {
-      if (this.state !== 'running') break;
-      const skipUntil = this.unsupported.get(f.path);
-      if (skipUntil !== undefined && Date.now() < skipUntil) continue;
-      const outcome = await this.drainSegment(f);
-      if (outcome === 'drained' || outcome === 'quarantined') worked = true;
-    }
+    let next = 0;
+    const lane = async () => {
+      while (next < sealed.length && this.state === 'running') {
+        const f = sealed[next++]!;
+        const skipUntil = this.unsupported.get(f.path);
+        if (skipUntil !== undefined && Date.now() < skipUntil) continue;
+        const outcome = await this.drainSegment(f);
+        if (outcome === 'drained' || outcome === 'quarantined') worked = true;
+      }
+    };
+    // allSettled: a failed lane must not let the pass end (and close() go on) while another
+    // lane is still inside a transaction.
+    const results = await Promise.allSettled(Array.from({ length: Math.max(1, this.o.concurrency ?? 1) }, lane));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     return worked;
   }
 

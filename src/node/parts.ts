@@ -83,6 +83,7 @@ export class Parts {
       scanIntervalMs: this.c.scanIntervalMs,
       lockStaleMs: this.c.lockStaleMs,
       archive: this.c.archive,
+      concurrency: store.engine === 'postgres' ? 2 : 1,
     });
     await drainer.start();
     const dispatcher = new CallbackDispatcher({
