@@ -1,11 +1,13 @@
 // Cluster-wide duties, run by the leader only: hand over what dead nodes left open, prune
-// the archive. Each is idempotent and guarded by spool locks, because two nodes may both
+// the archive, sweep temp files that crashed writes left behind. Each is idempotent and guarded by spool locks, because two nodes may both
 // believe they lead for a moment.
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { Logger } from 'pino';
-import { listAllSegments, nodeDir, type SegmentFile } from '../spool/layout.js';
+import { deadDir, retryDir } from '../callbacks/failed-spool.js';
+import { listAllSegments, nodeDir, nodesDir, type SegmentFile } from '../spool/layout.js';
+import { drainedDir, clusterDir } from './paths.js';
 import { lockUpdateMs } from '../spool/node-lock.js';
 import { sealLeftover } from '../spool/recover.js';
 
@@ -73,5 +75,35 @@ export async function pruneArchive(root: string, retentionMs: number, log: Logge
     }
   }
   if (removed > 0) log.info({ removed }, 'pruned archived segments');
+  return removed;
+}
+
+/** The temp name of writeFileDurable (spool/fsutil.ts): `<final name>.tmp-<pid>-<ms>`. */
+const TEMP_NAME = /\.tmp-\d+-\d+$/;
+
+/**
+ * Remove temp files older than `olderThanMs` (by modification time) from the directories that
+ * small durable writes use: a process killed between its write and its rename leaves one
+ * behind. Readers never look at them (they read only final names), so this is housekeeping; the
+ * age limit keeps a write still in progress on another node safe.
+ */
+export async function sweepTempFiles(root: string, olderThanMs: number, log: Logger): Promise<number> {
+  const dirs = [clusterDir(root), drainedDir(root), retryDir(root), deadDir(root)];
+  // Each node's folder holds its owner.json (spool/node-lock.ts).
+  for (const n of await fsp.readdir(nodesDir(root)).catch(() => [] as string[])) if (!n.endsWith('.lock')) dirs.push(nodeDir(root, n));
+  const cutoff = Date.now() - olderThanMs;
+  let removed = 0;
+  for (const dir of dirs) {
+    for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+      if (!TEMP_NAME.test(name)) continue;
+      const p = join(dir, name);
+      const st = await fsp.stat(p).catch(() => null);
+      if (st?.isFile() && st.mtimeMs < cutoff) {
+        await fsp.rm(p, { force: true });
+        removed++;
+      }
+    }
+  }
+  if (removed > 0) log.warn({ removed }, 'removed temp files left by interrupted writes');
   return removed;
 }

@@ -15,7 +15,7 @@ import chokidar, { type FSWatcher } from 'chokidar';
 import pino, { type Logger } from 'pino';
 import type { Config, Mode } from '../config.js';
 import { effectiveMode, isDrained, readDesired } from '../cluster/desired.js';
-import { pruneArchive, sealDeadNodes } from '../cluster/duties.js';
+import { pruneArchive, sealDeadNodes, sweepTempFiles } from '../cluster/duties.js';
 import { HeartbeatPublisher } from '../cluster/heartbeat.js';
 import { Membership } from '../cluster/membership.js';
 import { clusterDir, heartbeatPath } from '../cluster/paths.js';
@@ -35,6 +35,8 @@ import { encodeRecord, RecordKind } from '../spool/format.js';
 import type { CallbackOutcomeRecord } from '../spool/records.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** A temp file of a small durable write older than this was left by a crash (a write takes milliseconds). */
+const TEMP_FILE_MAX_AGE_MS = 3_600_000;
 
 export class IntakeNode {
   readonly config: Config;
@@ -270,9 +272,10 @@ export class IntakeNode {
     this.backlog = (await listSegments(c.spool, c.nodeId)).filter((f) => f.state === 'sealed').length;
     if (this.leader) {
       await sealDeadNodes(c.spool, c.nodeId, c.lockStaleMs, this.log);
-      if (c.archive && Date.now() - this.lastPrune > 60_000) {
+      if (Date.now() - this.lastPrune > 60_000) {
         this.lastPrune = Date.now();
-        await pruneArchive(c.spool, c.archiveRetentionMs, this.log);
+        if (c.archive) await pruneArchive(c.spool, c.archiveRetentionMs, this.log);
+        await sweepTempFiles(c.spool, TEMP_FILE_MAX_AGE_MS, this.log);
       }
     }
   }
