@@ -207,7 +207,7 @@ export function renderMarkdown(r: Report): string {
   out.push(
     'N completed requests wait in the callback outbox, prepared through the store API before the timing starts (insertRequests, claimWork in batches of 100, completeWork for each: the same rows and bodies `POST /v1/work/:id/complete` makes; on SQLite prepared on tmpfs and copied to disk, on PostgreSQL with synchronous_commit off for the preparation only). ' +
       'Their callback URL is a node:http receiver on 127.0.0.1 in its own process that reads each body and answers 200, keep-alive. ' +
-      'A daemon in mode `both` (INTAKE_CALLBACK_ALLOW_CIDRS=127.0.0.1/32, otherwise defaults: outbox batches of 256, 64 concurrent sends, Standard Webhooks signing) is then spawned on that database; ' +
+      'A daemon in mode `both` (INTAKE_CALLBACK_ALLOW_CIDRS=127.0.0.1/32, otherwise defaults: two outbox batch loops of 128 callbacks, 32 concurrent sends each, Standard Webhooks signing) is then spawned on that database; ' +
       'timed from the spawn until the receiver has counted the Nth callback, so the daemon\'s start-up (node, modules, migrations check, first claim) is inside the figure. ' +
       'The baseline is the same receiver loaded by autocannon from the benchmark process over 64 keep-alive connections with a body of the same size and the same webhook headers: the ceiling of this receiver on this machine.',
     '',

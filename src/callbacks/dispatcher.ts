@@ -18,7 +18,13 @@ export interface DispatcherOptions {
   secrets: SecretSource;
   policy: RetryPolicy;
   batch: number;
+  /** Sends in flight at most, over all batch loops. */
   concurrency: number;
+  /**
+   * Batches worked on at once. With two, one loop sends while the other claims or records, so
+   * the slowest callback of a batch no longer holds up the next (default 1).
+   */
+  loops?: number;
   leaseMs: number;
   idleMs: number;
   log: Logger;
@@ -26,35 +32,38 @@ export interface DispatcherOptions {
 
 export class CallbackDispatcher {
   private readonly o: DispatcherOptions;
-  private loop: Promise<void> | null = null;
+  private loop: Promise<unknown> | null = null;
   private closed = false;
-  private wake: (() => void) | null = null;
+  /** The idle waits of the batch loops; poke() ends them. */
+  private readonly wakers = new Set<() => void>();
 
   constructor(o: DispatcherOptions) {
     this.o = o;
   }
 
   start(): void {
-    this.loop = this.run();
+    const loops = Math.max(1, this.o.loops ?? 1);
+    const perLoop = Math.max(1, Math.floor(this.o.concurrency / loops));
+    this.loop = Promise.all(Array.from({ length: loops }, () => this.run(perLoop)));
   }
 
   /** A request was just completed: look at the outbox now rather than at the next poll. */
   poke(): void {
-    this.wake?.();
+    for (const w of this.wakers) w();
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    this.wake?.();
+    this.poke();
     await this.loop;
   }
 
-  private async run(): Promise<void> {
+  private async run(concurrency: number): Promise<void> {
     let failures = 0;
     while (!this.closed) {
       let sent = 0;
       try {
-        sent = await this.once();
+        sent = await this.once(concurrency);
         failures = 0;
       } catch (err) {
         failures++;
@@ -62,19 +71,20 @@ export class CallbackDispatcher {
       }
       if (sent === 0 && !this.closed) {
         await new Promise<void>((r) => {
-          const t = setTimeout(r, failures > 0 ? Math.min(5000, this.o.idleMs * 2 ** failures) : this.o.idleMs);
-          this.wake = () => {
+          const wake = () => {
             clearTimeout(t);
+            this.wakers.delete(wake);
             r();
           };
+          const t = setTimeout(wake, failures > 0 ? Math.min(5000, this.o.idleMs * 2 ** failures) : this.o.idleMs);
+          this.wakers.add(wake);
         });
-        this.wake = null;
       }
     }
   }
 
   /** One batch: claim, send concurrently, record. Returns how many were claimed. */
-  async once(): Promise<number> {
+  async once(concurrency = this.o.concurrency): Promise<number> {
     const { store, sender, secrets, policy, root, node } = this.o;
     const batch = await store.claimCallbacks({ limit: this.o.batch, leaseMs: this.o.leaseMs });
     if (batch.length === 0) return 0;
@@ -87,8 +97,17 @@ export class CallbackDispatcher {
         const attempts = cb.attempts + 1;
         const now = Date.now();
         const base = { id: cb.id, attempts, lastStatus: res.status, lastError: res.error, at: now };
-        if (res.ok || res.gone) {
-          outcomes.push({ ...base, status: res.ok ? 'delivered' : 'gone' });
+        if (res.ok) {
+          outcomes.push({ ...base, status: 'delivered' });
+          continue;
+        }
+        if (res.gone) {
+          // Recorded at once, not with the batch: a dispatcher killed before the batch's record
+          // would let the lease run out and the 410 endpoint get the callback again.
+          await store.recordCallbackOutcomes([{ ...base, status: 'gone' }]).catch((err: unknown) => {
+            this.o.log.error({ err, webhookId: cb.id }, 'could not record a 410 at once; it goes with the batch');
+            outcomes.push({ ...base, status: 'gone' });
+          });
           continue;
         }
         try {
@@ -106,7 +125,7 @@ export class CallbackDispatcher {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.o.concurrency, batch.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(concurrency, batch.length) }, worker));
     await store.recordCallbackOutcomes(outcomes);
     return batch.length;
   }

@@ -91,9 +91,12 @@ export class Parts {
       node: this.c.nodeId,
       store,
       ...this.callbacks,
-      batch: 256,
+      // Two loops of 128-callback batches, 32 sends each in flight: one sends while the other
+      // claims or records.
+      batch: 128,
       concurrency: 64,
-      // Long enough for a whole batch to time out (256 / 64 rounds), not much longer: a node
+      loops: 2,
+      // Long enough for a whole batch to time out (128 / 32 rounds), not much longer: a node
       // that dies mid-batch leaves its callbacks to others when this runs out.
       leaseMs: 4 * this.c.callbackTimeoutMs + 5000,
       idleMs: this.c.callbackPollMs,
