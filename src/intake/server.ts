@@ -59,6 +59,12 @@ export async function buildServer(ctx: IntakeContext, opts: ServerOptions): Prom
     // nothing logged per request on the hot path; errors are logged below
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimitBytes,
+    // Payloads are the clients' data, stored as sent: a key named __proto__ or constructor is
+    // legal JSON and must not cost a 400. It is safe here because bodies are only validated and
+    // serialised again, never merged into other objects (JSON.parse makes __proto__ an own key).
+    // Plain JSON.parse is also cheaper than the poisoning scan.
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
     requestTimeout: opts.requestTimeoutMs,
     keepAliveTimeout: opts.keepAliveTimeoutMs,
     connectionTimeout: opts.requestTimeoutMs + opts.headersTimeoutMs,

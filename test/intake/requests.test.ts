@@ -41,6 +41,20 @@ describe('POST /v1/requests and GET /v1/requests/:id', () => {
     assert.equal(stored.status, 'pending');
   });
 
+  test('a payload with keys named __proto__ and constructor is accepted and stored as sent', async () => {
+    // The client's data, not ours to judge: these keys are legal JSON.
+    const raw = '{"payload":{"__proto__":{"admin":true},"constructor":{"prototype":{"x":1}},"ok":1},"callback_url":"https://example.com/hook"}';
+    const r = await post(`${d.url}/v1/requests`, raw);
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    const stored = await waitFor('request in database', async () => {
+      const g = await get(`${d.url}/v1/requests/${r.body.id}`);
+      return g.status === 200 ? g.body : null;
+    });
+    assert.deepEqual(JSON.parse(JSON.stringify(stored.payload)), JSON.parse('{"__proto__":{"admin":true},"constructor":{"prototype":{"x":1}},"ok":1}'));
+    assert.ok(Object.prototype.hasOwnProperty.call(stored.payload, '__proto__'), 'the __proto__ key did not survive');
+    assert.equal(({} as Record<string, unknown>).admin, undefined, 'the prototype of plain objects changed');
+  });
+
   test('the same Idempotency-Key gives the same id and one row', async () => {
     const key = `key-${Date.now()}`;
     const a = await post(`${d.url}/v1/requests`, valid, { 'idempotency-key': key });
