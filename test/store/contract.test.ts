@@ -155,6 +155,30 @@ for (const engine of engines) {
       }
     });
 
+    test('outbox claims: due callbacks oldest first, each once while leased, again once the lease runs out', async () => {
+      const s = await openStore(await engine.fresh());
+      try {
+        await s.migrate();
+        const recs = Array.from({ length: 5 }, (_, i) => record({ receivedAt: Date.now() - 10_000 + i }));
+        await s.insertRequests(recs);
+        const work = await s.claimWork({ lane: null, limit: 10, leaseMs: 60_000, leaseToken: uuidv7() });
+        assert.equal(work.length, 5);
+        for (const w of work) assert.equal(await s.completeWork(w.id, w.leaseToken, '1', { id: `msg_${w.id}`, body: `{"id":"${w.id}"}` }), 'ok');
+        const first = await s.claimCallbacks({ limit: 3, leaseMs: 300 });
+        assert.equal(first.length, 3);
+        const second = await s.claimCallbacks({ limit: 10, leaseMs: 60_000 });
+        assert.equal(second.length, 2, 'a leased callback was claimed twice');
+        assert.equal(new Set([...first, ...second].map((c) => c.id)).size, 5);
+        assert.equal((await s.claimCallbacks({ limit: 10, leaseMs: 60_000 })).length, 0);
+        await new Promise((r) => setTimeout(r, 400));
+        const again = await s.claimCallbacks({ limit: 10, leaseMs: 60_000 });
+        assert.deepEqual(again.map((c) => c.id).sort(), first.map((c) => c.id).sort(), 'the expired sends were not claimed again');
+        assert.ok(again.every((c) => c.attempts === 0 && c.body.startsWith('{"id"')));
+      } finally {
+        await s.close();
+      }
+    });
+
     test('claimable lanes: pending work of every lane (null included) and expired leases, nothing else', async () => {
       const s = await openStore(await engine.fresh());
       try {

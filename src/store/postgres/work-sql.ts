@@ -33,10 +33,16 @@ export const workSql = {
   extend: `UPDATE requests SET lease_expires_at = now() + $3 * interval '1 millisecond'
     WHERE id = $1 AND status = 'claimed' AND lease_token = $2 AND lease_expires_at >= now()`,
   exists: `SELECT 1 FROM requests WHERE id = $1`,
-  claimCallbacks: `UPDATE callbacks c SET status = 'sending', lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
-    FROM (SELECT id FROM callbacks
-          WHERE (status = 'pending' AND next_attempt_at <= now()) OR (status = 'sending' AND lease_until < now())
-          ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) d
+  // Each part one index range of callbacks_due (status, next_attempt_at): first the sends whose
+  // lease ran out (a dispatcher died), then due pending rows, oldest first. One condition with
+  // OR read and sorted the whole outbox on every claim.
+  claimCallbacks: `WITH expired AS (
+      SELECT id FROM callbacks WHERE status = 'sending' AND lease_until < now() LIMIT $1 FOR UPDATE SKIP LOCKED),
+    due AS (
+      SELECT id FROM callbacks WHERE status = 'pending' AND next_attempt_at <= now()
+      ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+    UPDATE callbacks c SET status = 'sending', lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
+    FROM (SELECT id FROM expired UNION ALL SELECT id FROM due LIMIT $1) d
     WHERE c.id = d.id
     RETURNING c.id, c.request_id::text, c.tenant, c.url, c.body, c.attempts`,
   // Ordered by attempt count, never by clocks of different hosts (see the SQLite twin). One

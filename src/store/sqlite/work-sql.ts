@@ -19,9 +19,15 @@ export const workSql = {
   extend: `UPDATE requests SET lease_expires_at = @expires
     WHERE id = @id AND status = 'claimed' AND lease_token = @token AND lease_expires_at >= @now`,
   exists: `SELECT 1 FROM requests WHERE id = ?`,
-  claimCallbacks: `UPDATE callbacks SET status = 'sending', lease_until = @leaseUntil, updated_at = @now
-    WHERE id IN (SELECT id FROM callbacks
-                 WHERE (status = 'pending' AND next_attempt_at <= @now) OR (status = 'sending' AND lease_until < @now)
+  // Two claims, each one index range of callbacks_due (status, next_attempt_at): first the
+  // sends whose lease ran out (a dispatcher died), then due pending rows, oldest first. One
+  // statement with OR scanned and sorted the whole table on every claim (half the
+  // dispatcher's CPU with 20,000 rows in the outbox).
+  claimExpiredCallbacks: `UPDATE callbacks SET lease_until = @leaseUntil, updated_at = @now
+    WHERE id IN (SELECT id FROM callbacks WHERE status = 'sending' AND lease_until < @now LIMIT @limit)
+    RETURNING id, request_id, tenant, url, body, attempts`,
+  claimDueCallbacks: `UPDATE callbacks SET status = 'sending', lease_until = @leaseUntil, updated_at = @now
+    WHERE id IN (SELECT id FROM callbacks WHERE status = 'pending' AND next_attempt_at <= @now
                  ORDER BY next_attempt_at LIMIT @limit)
     RETURNING id, request_id, tenant, url, body, attempts`,
   // Outcomes arrive from several nodes, through the spool, in any order. Order them by attempt

@@ -52,6 +52,15 @@ export function sqliteWork(db: Database.Database): WorkPart {
       .sort((a, b) => a.receivedAt - b.receivedAt || (a.id < b.id ? -1 : 1));
   });
 
+  type CallbackRow = { id: string; request_id: string; tenant: string; url: string; body: string; attempts: number };
+  const claimCallbacks = db.transaction((limit: number, leaseMs: number): CallbackToSend[] => {
+    const now = Date.now();
+    const p = { now, leaseUntil: now + leaseMs, limit };
+    const rows = st('claimExpiredCallbacks').all(p) as CallbackRow[];
+    if (rows.length < limit) rows.push(...(st('claimDueCallbacks').all({ ...p, limit: limit - rows.length }) as CallbackRow[]));
+    return rows.map((r) => ({ id: r.id, requestId: r.request_id, tenant: r.tenant, url: r.url, body: r.body, attempts: r.attempts }));
+  });
+
   const complete = db.transaction((id: string, token: string, result: string, cb: { id: string; body: string }): LeaseOutcome => {
     const now = Date.now();
     const row = st('complete').get({ id, token, result, now }) as { tenant: string; callback_url: string } | undefined;
@@ -82,16 +91,7 @@ export function sqliteWork(db: Database.Database): WorkPart {
       return outcomeOf(st('extend').run({ id, token, now, expires: now + leaseMs }).changes, id);
     },
     async claimCallbacks(o) {
-      const now = Date.now();
-      const rows = st('claimCallbacks').all({ now, leaseUntil: now + o.leaseMs, limit: o.limit }) as {
-        id: string;
-        request_id: string;
-        tenant: string;
-        url: string;
-        body: string;
-        attempts: number;
-      }[];
-      return rows.map((r): CallbackToSend => ({ id: r.id, requestId: r.request_id, tenant: r.tenant, url: r.url, body: r.body, attempts: r.attempts }));
+      return claimCallbacks(o.limit, o.leaseMs);
     },
     async recordCallbackOutcomes(outcomes) {
       record(outcomes);
