@@ -74,7 +74,7 @@ export function openPostgresStore(url: string, opts: { poolSize?: number; onErro
 
   return {
     engine: 'postgres',
-    ...postgresWork(pool, inTransaction),
+    ...postgresWork(pool),
     async migrate(o = {}) {
       const client = await pool.connect();
       const applied: number[] = [];

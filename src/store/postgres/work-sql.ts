@@ -23,11 +23,18 @@ export const workSql = {
   // (status, lane, received_at) can serve; IS NOT DISTINCT FROM cannot use it.
   claimInLane: claimSql('lane = $3'),
   claimNoLane: claimSql('lane IS NULL AND $3::text IS NULL'),
-  complete: `UPDATE requests SET status = 'completed', result = $3::jsonb, completed_at = now(), lease_token = NULL, lease_expires_at = NULL
-    WHERE id = $1 AND status = 'claimed' AND lease_token = $2 AND lease_expires_at >= now()
-    RETURNING tenant, callback_url`,
-  insertCallback: `INSERT INTO callbacks (id, request_id, tenant, url, body, status, attempts, next_attempt_at)
-    VALUES ($1, $2, $3, $4, $5, 'pending', 0, now()) ON CONFLICT (id) DO NOTHING`,
+  // One statement, so one round trip and one implicit transaction: the completion and its outbox
+  // row commit together or not at all (BEGIN, UPDATE, INSERT, COMMIT took four). A data-modifying
+  // CTE runs to completion whether or not the outer query reads it.
+  complete: `WITH done AS (
+      UPDATE requests SET status = 'completed', result = $3::jsonb, completed_at = now(), lease_token = NULL, lease_expires_at = NULL
+      WHERE id = $1 AND status = 'claimed' AND lease_token = $2 AND lease_expires_at >= now()
+      RETURNING id, tenant, callback_url),
+    outbox AS (
+      INSERT INTO callbacks (id, request_id, tenant, url, body, status, attempts, next_attempt_at)
+      SELECT $4, id, tenant, callback_url, $5, 'pending', 0, now() FROM done
+      ON CONFLICT (id) DO NOTHING)
+    SELECT count(*)::int AS n FROM done`,
   release: `UPDATE requests SET status = 'pending', lease_token = NULL, lease_expires_at = NULL
     WHERE id = $1 AND status = 'claimed' AND lease_token = $2 AND lease_expires_at >= now()`,
   extend: `UPDATE requests SET lease_expires_at = now() + $3 * interval '1 millisecond'

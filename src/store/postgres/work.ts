@@ -10,7 +10,7 @@ type WorkPart = Pick<
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export function postgresWork(pool: pg.Pool, inTransaction: <T>(fn: (c: pg.PoolClient) => Promise<T>) => Promise<T>): WorkPart {
+export function postgresWork(pool: pg.Pool): WorkPart {
   const outcomeOf = async (changes: number | null, id: string): Promise<LeaseOutcome> =>
     (changes ?? 0) > 0 ? 'ok' : (await pool.query(sql.exists, [id])).rowCount ? 'conflict' : 'not-found';
 
@@ -53,13 +53,8 @@ export function postgresWork(pool: pg.Pool, inTransaction: <T>(fn: (c: pg.PoolCl
     },
     async completeWork(id, token, result, cb) {
       if (!UUID.test(token)) return outcomeOf(0, id);
-      const done = await inTransaction(async (c) => {
-        const row = (await c.query<{ tenant: string; callback_url: string }>(sql.complete, [id, token, result])).rows[0];
-        if (!row) return false;
-        await c.query(sql.insertCallback, [cb.id, id, row.tenant, row.callback_url, cb.body]);
-        return true;
-      });
-      return done ? 'ok' : outcomeOf(0, id);
+      const n = (await pool.query<{ n: number }>(sql.complete, [id, token, result, cb.id, cb.body])).rows[0]?.n ?? 0;
+      return outcomeOf(n, id);
     },
     async releaseWork(id, token) {
       if (!UUID.test(token)) return outcomeOf(0, id);
