@@ -307,7 +307,7 @@ export function observations(r: Report): string[] {
       notes.push(
         `Group commit worked: ${batch} records per fdatasync on average (warm-up included), each batch taking ${commit} for write + fdatasync + ownership check` +
           (isOk(r.fsync) ? `, against an fdatasync of ${ms(r.fsync.p50Ms)} p50 / ${ms(r.fsync.p99Ms)} p99 measured on the same disk just before the runs` : '') +
-          '. The difference is queueing: write, fdatasync and stat are three trips through libuv\'s thread pool whose completions wait for the busy main thread, plus other processes\' CPU and disk use. ' +
+          '. The difference is the busy main thread: each completion of write, fdatasync and stat waits for it to finish a turn of HTTP work. Doing all three as one job on a worker thread (one completion per batch) was tried and did not raise req/s, because the main thread\'s CPU per request is the limit, not the disk. ' +
           'A request waits for the batch in flight and then its own, so intake\'s latency is about two commits; with a closed loop of connections, latency ≈ connections ÷ throughput.',
       );
     }
@@ -353,7 +353,7 @@ export function observations(r: Report): string[] {
       `Callbacks (${engineName(d.engine)}): the daemon used ${int(d.cpuPerCallbackUs)} µs of CPU per callback after its start-up` +
         (cbBase ? `, against ${int(((cbBase.clientCpu / 100) * 1e6) / cbBase.reqPerSec)} µs per request for autocannon (which sends pre-built requests over a raw socket)` : '') +
         `; over the whole window it used ${pct(d.daemonCpu)} of a core` +
-        (d.daemonCpu < 90 ? `, so it spent part of the time waiting rather than computing (the dispatcher claims a batch of 256, sends it, records the outcomes, and only then claims the next; ${d.engine === 'sqlite' ? 'on SQLite the claim and the record are synchronous transactions on its event loop' : 'on PostgreSQL it waits for those queries'})` : '') +
+        (d.daemonCpu < 90 ? `, so it spent part of the time waiting rather than computing (two batch loops of 128 overlap, but each waits for its claim and its record; ${d.engine === 'sqlite' ? 'on SQLite those are synchronous transactions on the event loop' : 'on PostgreSQL those are queries it waits for'})` : '') +
         `. Start-up (spawn to "started") took ${ms(d.startupMs)} of the ${d.seconds.toFixed(2)} s; from the first callback to the last the rate was ${int(d.steadyPerSec)}/s.` +
         (d.unique === d.received ? ' Every callback arrived once (as many distinct webhook-ids as callbacks).' : ` ${int(d.received - d.unique)} arrived more than once.`) +
         (d.othersCpu >= 25 ? ` Other processes used ${pct(d.othersCpu)} of a core meanwhile.` : ''),
