@@ -1,6 +1,7 @@
 // Cluster-wide duties, run by the leader only: hand over what dead nodes left open, prune
-// the archive, sweep temp files that crashed writes left behind. Each is idempotent and guarded by spool locks, because two nodes may both
-// believe they lead for a moment.
+// the archive, sweep temp files that crashed writes left behind. Each is idempotent and
+// guarded by spool locks or file ages, because two nodes may both believe they lead for a
+// moment.
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';

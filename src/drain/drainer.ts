@@ -139,7 +139,7 @@ export class Drainer {
     this.o.metrics.backlogSegments.set(sealed.length);
     let worked = false;
     let next = 0;
-    const lane = async () => {
+    const runner = async () => {
       while (next < sealed.length && this.state === 'running') {
         const f = sealed[next++]!;
         const skipUntil = this.unsupported.get(f.path);
@@ -148,9 +148,9 @@ export class Drainer {
         if (outcome === 'drained' || outcome === 'quarantined') worked = true;
       }
     };
-    // allSettled: a failed lane must not let the pass end (and close() go on) while another
-    // lane is still inside a transaction.
-    const results = await Promise.allSettled(Array.from({ length: Math.max(1, this.o.concurrency ?? 1) }, lane));
+    // allSettled: a failed runner must not let the pass end (and close() go on) while another
+    // runner is still inside a transaction.
+    const results = await Promise.allSettled(Array.from({ length: Math.max(1, this.o.concurrency ?? 1) }, runner));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     return worked;

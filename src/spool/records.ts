@@ -1,5 +1,6 @@
 // The JSON carried by each record kind. The intake writes them; the drainer reads them back.
 // Field names are part of the spool format (docs/spool-format.md): add fields, never rename.
+import { validate as validateUuid } from 'uuid';
 
 export interface RequestRecord {
   id: string;
@@ -36,6 +37,9 @@ export function parseRequestRecord(json: string): RequestRecord | null {
   }
   if (typeof v !== 'object' || v === null) return null;
   if (!str(v.id) || !str(v.tenant) || !str(v.node) || !str(v.callbackUrl) || !str(v.payload)) return null;
+  // Only a request id reaches the database: SQLite would store any text, and PostgreSQL would
+  // refuse the whole segment's insert, again on every retry.
+  if (!validateUuid(v.id)) return null;
   if (typeof v.receivedAt !== 'number' || !Number.isFinite(v.receivedAt)) return null;
   if (!strOrNull(v.idempotencyKey ?? null) || !strOrNull(v.lane ?? null) || !strOrNull(v.metadata ?? null)) return null;
   if (!numOrNull(v.notBefore ?? null)) return null;

@@ -223,14 +223,17 @@ describe('drainer on damaged sealed segments (real daemon, save mode)', () => {
     const wrongShape = encodeRecord(RecordKind.request, JSON.stringify({ id: shapeless.id, hello: 'world' }));
     const notJson = encodeRecord(RecordKind.request, 'this is { not json');
     const futureKind = encodeRecord(42 as RecordKindValue, encodeRequestRecord(request(33)));
-    const frames = [requestFrame(good1), wrongShape, notJson, futureKind, requestFrame(good2)];
+    // A whole request record whose id is not a request id (SQLite would store any text).
+    const badId = encodeRecord(RecordKind.request, encodeRequestRecord({ ...request(34), id: 'not-a-uuid\tx' }));
+    const frames = [requestFrame(good1), wrongShape, notJson, futureKind, badId, requestFrame(good2)];
     const f = drop(frames);
     await gone(f);
     assert.deepEqual([...rowsFor([good1.id, good2.id, shapeless.id]).keys()].sort(), [good1.id, good2.id].sort());
     assertQuarantinedRange(f, f.offsets[1]!, wrongShape.length, 'bad-record');
     assertQuarantinedRange(f, f.offsets[2]!, notJson.length, 'bad-record');
     assertQuarantinedRange(f, f.offsets[3]!, futureKind.length, 'unknown-kind');
-    assert.equal(quarantined(f.segment).length, 6);
+    assertQuarantinedRange(f, f.offsets[4]!, badId.length, 'bad-record');
+    assert.equal(quarantined(f.segment).length, 8);
     await assertAlive();
   });
 

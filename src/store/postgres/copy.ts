@@ -26,7 +26,7 @@ function* copyText(records: RequestRecord[]): Generator<string> {
   let buf = '';
   for (const r of records) {
     buf +=
-      `${r.id}\t${copyField(r.tenant)}\t${copyField(r.idempotencyKey)}\t${r.receivedAt}\t${copyField(r.node)}\t` +
+      `${copyField(r.id)}\t${copyField(r.tenant)}\t${copyField(r.idempotencyKey)}\t${r.receivedAt}\t${copyField(r.node)}\t` +
       `${copyField(r.callbackUrl)}\t${copyField(r.lane)}\t${copyField(r.notBefore)}\t${copyField(r.payload)}\t${copyField(r.metadata)}\n`;
     if (buf.length >= 1 << 20) {
       yield buf;
