@@ -23,6 +23,18 @@ export function encodeRequestRecord(r: RequestRecord): string {
   return JSON.stringify(r);
 }
 
+// U+0000 in JSON text: `\u0000` after an even number of backslashes (an odd number in all).
+const ESCAPED_NUL = /(?<!\\)(?:\\\\)*\\u0000/;
+
+/**
+ * Whether `text` holds U+0000, raw or (in JSON text) escaped. PostgreSQL stores it neither in
+ * text nor in jsonb, so such a request is refused at intake; a record holding one (written by
+ * an older build) is quarantined rather than failing its whole segment's insert on every retry.
+ */
+export function containsNul(text: string): boolean {
+  return text.includes('\0') || (text.includes('\\u0000') && ESCAPED_NUL.test(text));
+}
+
 const str = (v: unknown): v is string => typeof v === 'string';
 const strOrNull = (v: unknown): v is string | null => v === null || typeof v === 'string';
 const numOrNull = (v: unknown): v is number | null => v === null || (typeof v === 'number' && Number.isFinite(v));
@@ -40,6 +52,7 @@ export function parseRequestRecord(json: string): RequestRecord | null {
   // Only a request id reaches the database: SQLite would store any text, and PostgreSQL would
   // refuse the whole segment's insert, again on every retry.
   if (!validateUuid(v.id)) return null;
+  for (const f of [v.tenant, v.node, v.callbackUrl, v.payload, v.idempotencyKey, v.lane, v.metadata]) if (typeof f === 'string' && containsNul(f)) return null;
   if (typeof v.receivedAt !== 'number' || !Number.isFinite(v.receivedAt)) return null;
   if (!strOrNull(v.idempotencyKey ?? null) || !strOrNull(v.lane ?? null) || !strOrNull(v.metadata ?? null)) return null;
   if (!numOrNull(v.notBefore ?? null)) return null;

@@ -225,7 +225,9 @@ describe('drainer on damaged sealed segments (real daemon, save mode)', () => {
     const futureKind = encodeRecord(42 as RecordKindValue, encodeRequestRecord(request(33)));
     // A whole request record whose id is not a request id (SQLite would store any text).
     const badId = encodeRecord(RecordKind.request, encodeRequestRecord({ ...request(34), id: 'not-a-uuid\tx' }));
-    const frames = [requestFrame(good1), wrongShape, notJson, futureKind, badId, requestFrame(good2)];
+    // U+0000 in the payload: PostgreSQL would refuse the segment's insert on every retry.
+    const nul = encodeRecord(RecordKind.request, encodeRequestRecord({ ...request(35), payload: JSON.stringify({ s: 'a\u0000b' }) }));
+    const frames = [requestFrame(good1), wrongShape, notJson, futureKind, badId, nul, requestFrame(good2)];
     const f = drop(frames);
     await gone(f);
     assert.deepEqual([...rowsFor([good1.id, good2.id, shapeless.id]).keys()].sort(), [good1.id, good2.id].sort());
@@ -233,7 +235,8 @@ describe('drainer on damaged sealed segments (real daemon, save mode)', () => {
     assertQuarantinedRange(f, f.offsets[2]!, notJson.length, 'bad-record');
     assertQuarantinedRange(f, f.offsets[3]!, futureKind.length, 'unknown-kind');
     assertQuarantinedRange(f, f.offsets[4]!, badId.length, 'bad-record');
-    assert.equal(quarantined(f.segment).length, 8);
+    assertQuarantinedRange(f, f.offsets[5]!, nul.length, 'bad-record');
+    assert.equal(quarantined(f.segment).length, 10);
     await assertAlive();
   });
 

@@ -55,6 +55,17 @@ describe('POST /v1/requests and GET /v1/requests/:id', () => {
     assert.equal(({} as Record<string, unknown>).admin, undefined, 'the prototype of plain objects changed');
   });
 
+  test('a payload with the text \\u0000 (a backslash, not the character U+0000) is accepted and stored as sent', async () => {
+    const payload = { s: 'a\\u0000b', t: '\\\\u0000' };
+    const r = await post(`${d.url}/v1/requests`, { ...valid, payload });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    const stored = await waitFor('request in database', async () => {
+      const g = await get(`${d.url}/v1/requests/${r.body.id}`);
+      return g.status === 200 ? g.body : null;
+    });
+    assert.deepEqual(stored.payload, payload);
+  });
+
   test('the same Idempotency-Key gives the same id and one row', async () => {
     const key = `key-${Date.now()}`;
     const a = await post(`${d.url}/v1/requests`, valid, { 'idempotency-key': key });
@@ -93,6 +104,11 @@ describe('POST /v1/requests and GET /v1/requests/:id', () => {
     ['bad lane', { ...valid, lane: 'has space' }, {}, 400, 'INTAKE_BAD_REQUEST'],
     ['bad not_before', { ...valid, not_before: 'tomorrow' }, {}, 400, 'INTAKE_BAD_REQUEST'],
     ['metadata not an object', { ...valid, metadata: [1] }, {}, 400, 'INTAKE_BAD_REQUEST'],
+    // U+0000 cannot be stored by PostgreSQL (jsonb nor text): refused up front, in values and keys.
+    ['payload with U+0000', { ...valid, payload: { s: 'a\u0000b' } }, {}, 400, 'INTAKE_BAD_REQUEST'],
+    ['payload key with U+0000', '{"payload":{"k\\u0000":1},"callback_url":"https://example.com/hook"}', {}, 400, 'INTAKE_BAD_REQUEST'],
+    ['metadata with U+0000', { ...valid, metadata: { s: '\u0000' } }, {}, 400, 'INTAKE_BAD_REQUEST'],
+    ['callback_url with U+0000', { ...valid, callback_url: 'https://example.com/a\u0000b' }, {}, 400, 'INTAKE_BAD_CALLBACK_URL'],
     ['Idempotency-Key too long', valid, { 'idempotency-key': 'k'.repeat(300) }, 400, 'INTAKE_BAD_IDEMPOTENCY_KEY'],
     ['body over the limit', { payload: 'x'.repeat(5000), callback_url: 'https://example.com' }, {}, 413, 'INTAKE_BODY_TOO_LARGE'],
     ['not JSON content type', 'hello', { 'content-type': 'text/plain' }, 415, 'INTAKE_UNSUPPORTED_MEDIA_TYPE'],
