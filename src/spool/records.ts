@@ -35,6 +35,15 @@ export function containsNul(text: string): boolean {
   return text.includes('\0') || (text.includes('\\u0000') && ESCAPED_NUL.test(text));
 }
 
+function isJsonText(s: string): boolean {
+  try {
+    JSON.parse(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const str = (v: unknown): v is string => typeof v === 'string';
 const strOrNull = (v: unknown): v is string | null => v === null || typeof v === 'string';
 const numOrNull = (v: unknown): v is number | null => v === null || (typeof v === 'number' && Number.isFinite(v));
@@ -53,6 +62,8 @@ export function parseRequestRecord(json: string): RequestRecord | null {
   // refuse the whole segment's insert, again on every retry.
   if (!validateUuid(v.id)) return null;
   for (const f of [v.tenant, v.node, v.callbackUrl, v.payload, v.idempotencyKey, v.lane, v.metadata]) if (typeof f === 'string' && containsNul(f)) return null;
+  // payload and metadata are JSON text (jsonb on PostgreSQL, parsed again to answer a GET).
+  if (!isJsonText(v.payload) || (typeof v.metadata === 'string' && !isJsonText(v.metadata))) return null;
   if (typeof v.receivedAt !== 'number' || !Number.isFinite(v.receivedAt)) return null;
   if (!strOrNull(v.idempotencyKey ?? null) || !strOrNull(v.lane ?? null) || !strOrNull(v.metadata ?? null)) return null;
   if (!numOrNull(v.notBefore ?? null)) return null;

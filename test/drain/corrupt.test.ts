@@ -227,7 +227,10 @@ describe('drainer on damaged sealed segments (real daemon, save mode)', () => {
     const badId = encodeRecord(RecordKind.request, encodeRequestRecord({ ...request(34), id: 'not-a-uuid\tx' }));
     // U+0000 in the payload: PostgreSQL would refuse the segment's insert on every retry.
     const nul = encodeRecord(RecordKind.request, encodeRequestRecord({ ...request(35), payload: JSON.stringify({ s: 'a\u0000b' }) }));
-    const frames = [requestFrame(good1), wrongShape, notJson, futureKind, badId, nul, requestFrame(good2)];
+    // A payload that is not JSON text: PostgreSQL's jsonb would refuse the segment on every
+    // retry, and on SQLite GET /v1/requests/:id could not answer it.
+    const badPayload = encodeRecord(RecordKind.request, encodeRequestRecord({ ...request(36), payload: '{"unterminated' }));
+    const frames = [requestFrame(good1), wrongShape, notJson, futureKind, badId, nul, badPayload, requestFrame(good2)];
     const f = drop(frames);
     await gone(f);
     assert.deepEqual([...rowsFor([good1.id, good2.id, shapeless.id]).keys()].sort(), [good1.id, good2.id].sort());
@@ -236,7 +239,8 @@ describe('drainer on damaged sealed segments (real daemon, save mode)', () => {
     assertQuarantinedRange(f, f.offsets[3]!, futureKind.length, 'unknown-kind');
     assertQuarantinedRange(f, f.offsets[4]!, badId.length, 'bad-record');
     assertQuarantinedRange(f, f.offsets[5]!, nul.length, 'bad-record');
-    assert.equal(quarantined(f.segment).length, 10);
+    assertQuarantinedRange(f, f.offsets[6]!, badPayload.length, 'bad-record');
+    assert.equal(quarantined(f.segment).length, 12);
     await assertAlive();
   });
 
