@@ -10,12 +10,9 @@
 // which splits the drain into its database part and the rest (reading, decoding, parsing).
 import { join } from 'node:path';
 import pg from 'pg';
-import pino from 'pino';
-import { Drainer } from '../src/drain/drainer.js';
-import { createMetrics } from '../src/metrics.js';
 import { openStore } from '../src/store/open.js';
 import { CpuMeter, removeDir, say, settleDisk, tempDir } from './common.js';
-import { makeRecord, writeSegments, type Rate } from './drain.js';
+import { makeRecord, timeDrain, writeSegments, type Rate } from './drain.js';
 import type { BenchPg } from './pg.js';
 
 export interface PgDrainResult {
@@ -81,49 +78,10 @@ export async function runDrainPg(o: PgDrainOptions, pgs: BenchPg): Promise<PgDra
     const gen = writeSegments(root, o.records, o.segmentBytes);
     const url = await pgs.freshDb();
 
-    const lines: string[] = [];
-    const log = pino({ level: 'info', base: { node: 'bench-drainer' } }, { write: (s: string) => void lines.push(s) });
     const store = await openStore(url, { onError: (err) => say(`drain-pg: pool error ${err.message}`) });
-    const drainer = new Drainer({
-      root,
-      node: 'bench-drainer',
-      store,
-      log,
-      metrics: createMetrics(),
-      scanIntervalMs: 500,
-      lockStaleMs: 10_000,
-      archive: false,
-      concurrency: 2, // as a save-mode node on PostgreSQL (src/node/parts.ts)
-    });
     say(`drain-pg: draining ${gen.segments} segments into PostgreSQL`);
-    let seconds: number;
-    let rowsInDb: number;
-    let cpu: ReturnType<CpuMeter['stop']>;
-    settleDisk();
-    try {
-      const meter = new CpuMeter([process.pid], [pgs.pid]);
-      meter.start();
-      const t0 = performance.now();
-      await drainer.start();
-      await drainer.drainAll();
-      seconds = (performance.now() - t0) / 1000;
-      cpu = meter.stop();
-      rowsInDb = await store.countRequests();
-    } finally {
-      await drainer.close();
-      await store.close();
-    }
-    let segMs = 0;
-    let segLines = 0;
-    for (const l of lines) {
-      const v = JSON.parse(l) as { msg?: string; ms?: number; level?: number };
-      if (v.msg === 'segment drained' && typeof v.ms === 'number') {
-        segMs += v.ms;
-        segLines++;
-      } else if ((v.level ?? 0) >= 40) {
-        say(`drain-pg: drainer logged: ${l.slice(0, 300)}`);
-      }
-    }
+    // Two segments at a time, as a save-mode node on PostgreSQL (src/node/parts.ts).
+    const timed = await timeDrain('drain-pg', root, store, { concurrency: 2, otherPids: [pgs.pid] });
 
     say(`drain-pg: baseline, single-row autocommit inserts into the same table (up to ${o.baselineMaxRows} rows or ${o.baselineMaxSeconds} s)`);
     settleDisk();
@@ -155,13 +113,13 @@ export async function runDrainPg(o: PgDrainOptions, pgs: BenchPg): Promise<PgDra
       records: o.records,
       segments: gen.segments,
       avgRecordBytes: gen.recordBytes / o.records,
-      seconds,
-      recordsPerSec: rowsInDb / seconds,
-      inSegmentSeconds: segLines > 0 ? segMs / 1000 : null,
-      rowsInDb,
-      drainCpu: cpu.perPid[0] ?? 0,
-      pgCpu: pgs.pid === undefined ? null : (cpu.perPid[1] ?? 0),
-      othersCpu: cpu.others,
+      seconds: timed.seconds,
+      recordsPerSec: timed.rowsInDb / timed.seconds,
+      inSegmentSeconds: timed.inSegmentSeconds,
+      rowsInDb: timed.rowsInDb,
+      drainCpu: timed.cpu.perPid[0] ?? 0,
+      pgCpu: pgs.pid === undefined ? null : (timed.cpu.perPid[1] ?? 0),
+      othersCpu: timed.cpu.others,
       baseline,
       storeOnly,
     };

@@ -18,6 +18,7 @@ import { createMetrics } from '../src/metrics.js';
 import { decodeSegment, encodeHeader, encodeRecord, RecordKind } from '../src/spool/format.js';
 import { encodeRequestRecord, parseRequestRecord, type RequestRecord } from '../src/spool/records.js';
 import { openStore } from '../src/store/open.js';
+import type { Store } from '../src/store/store.js';
 import { CALLBACK_URL, CpuMeter, removeDir, samplePayload, say, settleDisk, tempDir } from './common.js';
 
 export interface DrainResult {
@@ -176,6 +177,64 @@ async function storeOnly(path: string, rows: number): Promise<Rate> {
   }
 }
 
+export interface TimedDrain {
+  seconds: number;
+  rowsInDb: number;
+  /** Sum of the drainer's per-segment time (decode + insert + delete), from its own log lines. */
+  inSegmentSeconds: number | null;
+  cpu: ReturnType<CpuMeter['stop']>;
+}
+
+/**
+ * Drain every sealed segment under `root` into `store` with the Drainer a save-mode node runs,
+ * timed from start() until drainAll() resolves; CPU measured for this process and `otherPids`.
+ * Closes the store.
+ */
+export async function timeDrain(label: string, root: string, store: Store, o: { concurrency: number; otherPids: (number | undefined)[] }): Promise<TimedDrain> {
+  const lines: string[] = [];
+  const log = pino({ level: 'info', base: { node: 'bench-drainer' } }, { write: (s: string) => void lines.push(s) });
+  const drainer = new Drainer({
+    root,
+    node: 'bench-drainer',
+    store,
+    log,
+    metrics: createMetrics(),
+    scanIntervalMs: 500,
+    lockStaleMs: 10_000,
+    archive: false,
+    concurrency: o.concurrency,
+  });
+  let seconds: number;
+  let rowsInDb: number;
+  let cpu: ReturnType<CpuMeter['stop']>;
+  settleDisk();
+  try {
+    const meter = new CpuMeter([process.pid], o.otherPids);
+    meter.start();
+    const t0 = performance.now();
+    await drainer.start();
+    await drainer.drainAll();
+    seconds = (performance.now() - t0) / 1000;
+    cpu = meter.stop();
+    rowsInDb = await store.countRequests();
+  } finally {
+    await drainer.close();
+    await store.close();
+  }
+  let segMs = 0;
+  let segLines = 0;
+  for (const l of lines) {
+    const v = JSON.parse(l) as { msg?: string; ms?: number; level?: number };
+    if (v.msg === 'segment drained' && typeof v.ms === 'number') {
+      segMs += v.ms;
+      segLines++;
+    } else if ((v.level ?? 0) >= 40) {
+      say(`${label}: drainer logged: ${l.slice(0, 300)}`);
+    }
+  }
+  return { seconds, rowsInDb, inSegmentSeconds: segLines > 0 ? segMs / 1000 : null, cpu };
+}
+
 export async function runDrain(o: DrainOptions): Promise<DrainResult> {
   const dir = tempDir('intake-bench-drain-');
   try {
@@ -187,48 +246,9 @@ export async function runDrain(o: DrainOptions): Promise<DrainResult> {
     const dbPath = join(dir, 'drain.db');
     await freshDb(dbPath);
 
-    const lines: string[] = [];
-    const log = pino({ level: 'info', base: { node: 'bench-drainer' } }, { write: (s: string) => void lines.push(s) });
     const store = await openStore(`sqlite:${dbPath}`);
-    const drainer = new Drainer({
-      root,
-      node: 'bench-drainer',
-      store,
-      log,
-      metrics: createMetrics(),
-      scanIntervalMs: 500,
-      lockStaleMs: 10_000,
-      archive: false,
-    });
     say(`drain: draining ${gen.segments} segments into SQLite`);
-    let seconds: number;
-    let rowsInDb: number;
-    let cpu: ReturnType<CpuMeter['stop']>;
-    settleDisk();
-    try {
-      const meter = new CpuMeter([process.pid]);
-      meter.start();
-      const t0 = performance.now();
-      await drainer.start();
-      await drainer.drainAll();
-      seconds = (performance.now() - t0) / 1000;
-      cpu = meter.stop();
-      rowsInDb = await store.countRequests();
-    } finally {
-      await drainer.close();
-      await store.close();
-    }
-    let segMs = 0;
-    let segLines = 0;
-    for (const l of lines) {
-      const v = JSON.parse(l) as { msg?: string; ms?: number; level?: number };
-      if (v.msg === 'segment drained' && typeof v.ms === 'number') {
-        segMs += v.ms;
-        segLines++;
-      } else if ((v.level ?? 0) >= 40) {
-        say(`drain: drainer logged: ${l.slice(0, 300)}`);
-      }
-    }
+    const timed = await timeDrain('drain', root, store, { concurrency: 1, otherPids: [] });
 
     say(`drain: baseline, single-row autocommit inserts (up to ${o.baselineMaxRows} rows or ${o.baselineMaxSeconds} s)`);
     const basePath = join(dir, 'baseline.db');
@@ -246,12 +266,12 @@ export async function runDrain(o: DrainOptions): Promise<DrainResult> {
       records: o.records,
       segments: gen.segments,
       avgRecordBytes: gen.recordBytes / o.records,
-      seconds,
-      recordsPerSec: rowsInDb / seconds,
-      inSegmentSeconds: segLines > 0 ? segMs / 1000 : null,
-      rowsInDb,
-      drainCpu: cpu.perPid[0] ?? 0,
-      othersCpu: cpu.others,
+      seconds: timed.seconds,
+      recordsPerSec: timed.rowsInDb / timed.seconds,
+      inSegmentSeconds: timed.inSegmentSeconds,
+      rowsInDb: timed.rowsInDb,
+      drainCpu: timed.cpu.perPid[0] ?? 0,
+      othersCpu: timed.cpu.others,
       baseline,
       decodeOnly: decoded,
       storeOnly: so,
