@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rolling upgrade of an intake cluster, following the runbook in DESIGN.md:
+# Rolling upgrade of an intake cluster, following the runbook in docs/design.md:
 #   1. every node to receive mode (nothing touches the database any more)
 #   2. for each node: drain it from the load balancer, stop it, install/start the new version
 #      (it comes up in receive mode: the desired mode says so), wait for it, undrain it
