@@ -20,7 +20,7 @@ import { HeartbeatPublisher } from '../cluster/heartbeat.js';
 import { Membership } from '../cluster/membership.js';
 import { clusterDir, heartbeatPath } from '../cluster/paths.js';
 import { register } from '../cluster/register.js';
-import { buildServer } from '../intake/server.js';
+import { buildServer } from './http.js';
 import { createMetrics, type Metrics } from '../metrics.js';
 import { packageVersion } from '../package.js';
 import { listSegments } from '../spool/layout.js';
@@ -121,6 +121,7 @@ export class IntakeNode {
           metrics: this.metrics,
           spool: () => this.parts.writer,
           store: () => this.parts.store,
+          work: () => this.parts.work,
           readiness: () => this.readiness(),
           noteAccepted: () => {
             this.accepted++;

@@ -14,6 +14,7 @@ import type { SecretSource } from '../callbacks/secrets.js';
 import type { CallbackSender } from '../callbacks/sender.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
+import { WorkApi } from '../work/api.js';
 
 /** What the callback parts share, made once per node. */
 export interface CallbackDeps {
@@ -27,6 +28,7 @@ export class Parts {
   drainer: Drainer | null = null;
   dispatcher: CallbackDispatcher | null = null;
   store: Store | null = null;
+  work: WorkApi | null = null;
   mode: Mode | null = null;
   private readonly c: Config;
   private readonly log: Logger;
@@ -104,6 +106,7 @@ export class Parts {
     });
     dispatcher.start();
     this.store = store;
+    this.work = new WorkApi(store, this.metrics);
     this.drainer = drainer;
     this.dispatcher = dispatcher;
   }
@@ -113,6 +116,7 @@ export class Parts {
     this.drainer = null;
     this.dispatcher = null;
     this.store = null;
+    this.work = null;
     await dispatcher?.close();
     await drainer?.close();
     await store?.close();
