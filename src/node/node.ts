@@ -25,6 +25,7 @@ import { createMetrics, type Metrics } from '../metrics.js';
 import { packageVersion } from '../package.js';
 import { listSegments } from '../spool/layout.js';
 import { acquireNodeLock, type NodeLock } from '../spool/node-lock.js';
+import { LoopMonitor } from './loop-monitor.js';
 import { Parts } from './parts.js';
 import { CallbackRetrier } from '../callbacks/retrier.js';
 import type { RetryPolicy } from '../callbacks/policy.js';
@@ -51,6 +52,7 @@ export class IntakeNode {
   private server: FastifyInstance | null = null;
   private heartbeat: HeartbeatPublisher | null = null;
   private membership: Membership;
+  private readonly loop: LoopMonitor;
   private watcher: FSWatcher | null = null;
   private timer: NodeJS.Timeout | null = null;
   private seq = 0;
@@ -80,6 +82,7 @@ export class IntakeNode {
     const secrets: SecretSource = { secretsFor: (t) => this.requireSecrets().secretsFor(t) };
     this.parts = new Parts(config, this.log, this.metrics, { sender: this.sender, secrets, policy: this.policy });
     this.membership = new Membership({ root: config.spool, self: config.nodeId, deadAfterMs: config.deadAfterMs });
+    this.loop = new LoopMonitor({ metrics: this.metrics, log: this.log, warnMs: config.loopDelayWarnMs });
   }
 
   get mode(): Mode | null {
@@ -88,6 +91,7 @@ export class IntakeNode {
 
   async start(): Promise<void> {
     const c = this.config;
+    this.loop.start();
     this.lock = await acquireNodeLock(c.spool, c.nodeId, {
       staleMs: c.lockStaleMs,
       waitMs: c.lockStaleMs * 2,
@@ -314,6 +318,7 @@ export class IntakeNode {
         // A node that stopped cleanly is not a member any more: it must not hold up `mode --wait`.
         await fsp.rm(heartbeatPath(this.config.spool, this.config.nodeId), { force: true });
         await this.lock?.release();
+        this.loop.close();
         this.log.info('intake node stopped');
       } finally {
         clearTimeout(timer);
@@ -336,6 +341,7 @@ export class IntakeNode {
 
   async destroy(): Promise<void> {
     this.stopping = true;
+    this.loop.close();
     if (this.timer) clearInterval(this.timer);
     await this.watcher?.close().catch(() => undefined);
     await this.heartbeat?.close().catch(() => undefined);
