@@ -39,6 +39,7 @@ export interface Config {
   callbackMaxAgeMs: number;
   callbackPollMs: number;
   loopDelayWarnMs: number;
+  insecureNoAuth: boolean;
   logLevel: string;
 }
 
@@ -76,6 +77,7 @@ export const ENV: Record<keyof Config, string> = {
   callbackMaxAgeMs: 'INTAKE_CALLBACK_MAX_AGE_MS',
   callbackPollMs: 'INTAKE_CALLBACK_POLL_MS',
   loopDelayWarnMs: 'INTAKE_LOOP_DELAY_WARN_MS',
+  insecureNoAuth: 'INTAKE_INSECURE_NO_AUTH',
   logLevel: 'INTAKE_LOG_LEVEL',
 };
 
@@ -109,6 +111,7 @@ export const DEFAULTS = {
   callbackMaxAgeMs: 3 * 24 * 3600 * 1000,
   callbackPollMs: 500,
   loopDelayWarnMs: 50,
+  insecureNoAuth: false,
   logLevel: 'info',
 } as const satisfies Omit<Config, 'nodeId'>;
 
@@ -169,9 +172,15 @@ export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env)
     callbackMaxAgeMs: int('callbackMaxAgeMs', pick('callbackMaxAgeMs'), 1000, 365 * 24 * 3600 * 1000),
     callbackPollMs: int('callbackPollMs', pick('callbackPollMs'), 10, 600_000),
     loopDelayWarnMs: int('loopDelayWarnMs', pick('loopDelayWarnMs'), 1, 600_000),
+    insecureNoAuth: bool('insecureNoAuth', pick('insecureNoAuth')),
     logLevel: String(pick('logLevel')),
   };
 }
 
 export const accepts = (mode: Mode) => mode === 'receive' || mode === 'both';
 export const saves = (mode: Mode) => mode === 'save' || mode === 'both';
+
+/** Whether `host` only listens on this machine (an open node is safe there, and only there). */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}

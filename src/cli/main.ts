@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerStart } from './start.js';
 import { registerSpool } from './spool.js';
 import { registerCallbacks } from './callbacks.js';
+import { registerKeys } from './keys.js';
 import { registerMigrate } from './migrate.js';
 import { registerMode } from './mode.js';
 import { registerNode } from './node.js';
@@ -19,6 +20,7 @@ export async function main(argv: string[]): Promise<void> {
   registerStart(program);
   registerSpool(program);
   registerCallbacks(program);
+  registerKeys(program);
   registerMigrate(program);
   registerMode(program);
   registerNode(program);

@@ -2,6 +2,7 @@
 // explicit timeouts. Route groups (intake/, work/) know only src/http/, never each other.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { Errors, IntakeError, errorBody } from '../errors.js';
+import { registerAuth, type Authenticator } from '../http/auth.js';
 import type { RouteContext } from '../http/context.js';
 import { registerHealthRoutes } from '../intake/health.js';
 import { registerRequestRoutes } from '../intake/requests.js';
@@ -32,7 +33,7 @@ function toIntakeError(err: FastifyError): IntakeError {
   return Errors.internal('internal error', { cause: err });
 }
 
-export async function buildServer(ctx: RouteContext, opts: ServerOptions): Promise<FastifyInstance> {
+export async function buildServer(ctx: RouteContext, auth: Authenticator, opts: ServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: ctx.log as FastifyBaseLogger,
     // nothing logged per request on the hot path; errors are logged below
@@ -66,6 +67,7 @@ export async function buildServer(ctx: RouteContext, opts: ServerOptions): Promi
     void reply.code(404).send(errorBody(Errors.routeNotFound(`no route ${req.method} ${req.url.split('?')[0]}`)));
   });
 
+  registerAuth(app, auth);
   registerHealthRoutes(app, ctx);
   registerRequestRoutes(app, ctx);
   registerWorkRoutes(app, ctx);
