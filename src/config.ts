@@ -113,8 +113,8 @@ export const DEFAULTS = {
   // Above HAProxy's 101 (tune.http.maxhdr) plus the few headers a load balancer adds, so what
   // it forwards passes; a browser or an SDK sends 10 to 30.
   maxHeaderCount: 128,
-  // Deeper than any sensible document, far below what overflows a stack or a database's JSON
-  // parser (SQLite's JSON functions stop at 1000 levels).
+  // Deeper than any sensible document, far below what overflows a stack (JSON.stringify of the
+  // payload: a few thousand levels) or PostgreSQL's jsonb parser.
   maxJsonDepth: 64,
   heartbeatMs: 1000,
   deadAfterMs: 3000,
