@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../helpers/daemon.js';
+import { runCli, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { post, waitFor } from '../helpers/http.js';
 import { collect, rawConnect, rawExchange, slowClient, type RawAnswer } from '../helpers/raw-http.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -58,6 +58,10 @@ describe('abuse limits: answers of the HTTP layer, slow clients, deep JSON', () 
       assert.equal(r.status, 400, `${path}: ${JSON.stringify(r.body)}`);
       assert.equal(r.body.error.code, 'INTAKE_JSON_TOO_DEEP', path);
     }
+    // The same parser passes an ordinary body of the work API.
+    const claim = await post(`${d.url}/v1/work/claim`, { limit: 1, lease_seconds: 30, lane: null });
+    assert.equal(claim.status, 200, JSON.stringify(claim.body));
+    assert.ok(Array.isArray(claim.body.items));
   });
 
   test('the depth limit counts the whole body, and brackets inside strings do not count', async () => {
@@ -200,5 +204,30 @@ describe('abuse limits: --max-connections', () => {
     assert.match(metrics.text, /intake_http_connections_dropped_total [1-9]/);
     assert.match(d.output(), /connections refused: over --max-connections/);
     for (const s of held) s.destroy();
+  });
+});
+
+describe('abuse limits: configuration', () => {
+  test('a limit out of range, or a headers timeout above the request timeout, stops `intake start` with INTAKE_BAD_CONFIG', async () => {
+    const tmp = tempDir();
+    try {
+      const base = ['start', '--port', '0', '--spool', join(tmp.path, 'spool'), '--db', `sqlite:${join(tmp.path, 'intake.db')}`];
+      const bad: [string[], RegExp][] = [
+        [['--headers-timeout-ms', '5000', '--request-timeout-ms', '1000'], /headersTimeoutMs \(5000\) must not be above requestTimeoutMs \(1000\)/],
+        [['--max-json-depth', '0'], /maxJsonDepth must be an integer from 1 to 512/],
+        [['--max-header-count', '5000'], /maxHeaderCount must be an integer from 8 to 1000/],
+        [['--max-connections', 'lots'], /maxConnections must be an integer/],
+      ];
+      for (const [args, message] of bad) {
+        const r = await runCli([...base, ...args]);
+        assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, message);
+      }
+      const env = await runCli(base, { env: { INTAKE_MAX_HEADER_BYTES: '10' } });
+      assert.equal(env.code, 1);
+      assert.match(env.stderr, /maxHeaderBytes must be an integer from 1024/);
+    } finally {
+      tmp.cleanup();
+    }
   });
 });
