@@ -40,6 +40,9 @@ export const Errors = {
   notFound: define('INTAKE_NOT_FOUND', 404),
   routeNotFound: define('INTAKE_ROUTE_NOT_FOUND', 404),
   requestTimeout: define('INTAKE_REQUEST_TIMEOUT', 408),
+  jsonTooDeep: define('INTAKE_JSON_TOO_DEEP', 400),
+  headersTooLarge: define('INTAKE_HEADERS_TOO_LARGE', 431),
+  urlTooLong: define('INTAKE_URL_TOO_LONG', 414),
   leaseConflict: define('INTAKE_LEASE_CONFLICT', 409),
   idempotencyConflict: define('INTAKE_IDEMPOTENCY_CONFLICT', 422),
 
