@@ -49,7 +49,7 @@ export interface DrainerOptions {
 export type DrainOutcome = 'drained' | 'busy' | 'gone' | 'unsupported' | 'quarantined';
 
 /**
- * Segments failing in a row, with no success between, that mean the database (or the spool) is
+ * Different segments failing with no success between that mean the database (or the spool) is
  * down rather than one segment being bad: the pass stops and the drainer backs off.
  */
 const OUTAGE_AFTER = 2;
@@ -65,8 +65,8 @@ export class Drainer {
   /** Passes in a row that ended in an outage, and when the next pass may start. */
   private failures = 0;
   private retryAt = 0;
-  /** Segment attempts that failed since the last one that succeeded. */
-  private failedInARow = 0;
+  /** Segments that failed since the last segment that succeeded. */
+  private readonly failedSinceSuccess = new Set<string>();
   private readonly retries = new SegmentRetries();
   /** Files of a newer format: logged once, looked at again only after a while. */
   private unsupported = new Map<string, number>();
@@ -151,14 +151,12 @@ export class Drainer {
     const sealed = (await listAllSegments(this.o.root)).filter((f) => f.state === 'sealed').sort((a, b) => (a.segment < b.segment ? -1 : 1));
     this.o.metrics.backlogSegments.set(sealed.length);
     this.retries.keepOnly(new Set(sealed.map((f) => f.path)));
-    // After an outage's backoff, one more failure is enough to back off again: a probe, not a
-    // walk through the whole backlog against a database that is still down.
-    this.failedInARow = Math.min(this.failedInARow, OUTAGE_AFTER - 1);
     let worked = false;
+    let outage = false;
     let lastErr: unknown;
     let next = 0;
     const runner = async () => {
-      while (next < sealed.length && this.state === 'running' && this.failedInARow < OUTAGE_AFTER) {
+      while (next < sealed.length && this.state === 'running' && !outage) {
         const f = sealed[next++]!;
         const skipUntil = this.unsupported.get(f.path);
         if ((skipUntil !== undefined && Date.now() < skipUntil) || !this.retries.due(f.path)) continue;
@@ -172,23 +170,26 @@ export class Drainer {
         } catch (err) {
           lastErr = err;
           this.segmentFailed(f, err);
+          // After an outage's backoff, the first failure of a pass ends it again: a probe, not a
+          // walk through the whole backlog against a database that is still down.
+          if (this.failedSinceSuccess.size >= OUTAGE_AFTER) outage = true;
         }
       }
     };
     // A runner never throws: a failed segment waits for its own retry and the pass goes on.
     await Promise.all(Array.from({ length: Math.max(1, this.o.concurrency ?? 1) }, runner));
-    if (this.failedInARow >= OUTAGE_AFTER) throw lastErr;
+    if (outage) throw lastErr;
     return worked;
   }
 
   private succeeded(): void {
-    this.failedInARow = 0;
+    this.failedSinceSuccess.clear();
     if (this.failures > 0) this.o.log.info({ failures: this.failures }, 'drain recovered');
     this.failures = 0;
   }
 
   private segmentFailed(f: SegmentFile, err: unknown): void {
-    this.failedInARow++;
+    this.failedSinceSuccess.add(f.path);
     this.o.metrics.drainErrors.inc();
     const n = this.retries.fail(f.path);
     // During an outage the drainer's own line says it all; otherwise say which segment waits.
