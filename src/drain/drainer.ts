@@ -6,8 +6,8 @@
 // delete (or archive) the file and fsync the directory. A crash at any point leaves the file for
 // the next claim, and the re-insert finds the ids already present. A record the database
 // refuses is found by bisection and quarantined (isolate.ts); a segment that fails otherwise is
-// retried after its own backoff while the others go on, and failures of several segments in a
-// row (the database is down) back the whole drainer off.
+// retried after its own backoff while the others go on, and two different segments failing with
+// no success between (the database is down) back the whole drainer off.
 // Segments are found by chokidar events and by a periodic scan (NFS sends no events across hosts).
 // (Sealing what dead nodes left open is the cluster leader's duty: src/cluster/duties.ts.)
 import { promises as fsp } from 'node:fs';
@@ -283,7 +283,7 @@ export class Drainer {
     );
   }
 
-  /** Copy a byte range of the segment to quarantine/ (read from the file: the worker kept the bytes). */
+  /** Copy a byte range of the segment to quarantine/, read back from the file (the decode worker returns offsets, not bytes). */
   private async quarantine(f: SegmentFile, at: Omit<Located<unknown>, 'value'>, info: { reason: string; detail?: string; dbCode?: string }): Promise<void> {
     const bytes = await readRange(f.path, at.offset, at.length);
     await quarantineBytes(this.o.root, f.path, bytes, { offset: at.offset, by: this.o.node, ...info });
