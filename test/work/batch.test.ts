@@ -399,11 +399,11 @@ for (const engine of ENGINES) {
     // client input like a payload: it must get a clear 400 (never a 500 that depends on the
     // engine), and one such item must not fail the other items of its batch or its commit group.
     test('a result the database cannot store (U+0000, an unpaired surrogate) is refused with 400 and writes nothing', async () => {
-      const { items } = await claimed(3);
-      const [g, n, s] = items as [Item, Item, Item];
+      const { items } = await claimed(4);
+      const [g, n, k, s] = items as [Item, Item, Item, Item];
       const bad: [string, Item, unknown][] = [
         ['U+0000 in a string', n, { s: 'a\u0000b' }],
-        ['U+0000 in a key', n, { 'k\u0000': 1 }],
+        ['U+0000 in a key', k, { 'k\u0000': 1 }],
         ['an unpaired surrogate', s, { s: '\ud800' }],
       ];
       const ids = items.map((it) => it.id);
@@ -417,6 +417,35 @@ for (const engine of ENGINES) {
         if (JSON.stringify(await snapshot(ids)) !== JSON.stringify(before)) problems.push(`${what}: the table changed`);
       }
       assert.deepEqual(problems, []);
+    });
+
+    // Completions are group-committed: what arrives during one commit shares the next. A
+    // completion the database refuses must fail alone, not the others of its group.
+    test('completions sent together with ones the database cannot store are all completed', async () => {
+      const { items } = await claimed(24);
+      const bad = items.slice(0, 4);
+      const perId = items.slice(4, 14);
+      const inBatch = items.slice(14);
+      const badResult = (i: number) => (i % 2 ? { s: '\ud800' } : { s: 'a\u0000b' });
+      const complete = (it: Item, result: unknown) => post(`${d.url}/v1/work/${it.id}/complete`, { lease_token: it.lease_token, result });
+      // The refused ones first, so they are in the group the good ones join.
+      const [badAnswers, goodAnswers, batchAnswers] = await Promise.all([
+        Promise.all(bad.map((it, i) => complete(it, badResult(i)))),
+        Promise.all(perId.map((it) => complete(it, { ok: it.id }))),
+        Promise.all([inBatch.slice(0, 5), inBatch.slice(5)].map((part) => batch('complete', { items: part.map((it) => ({ id: it.id, lease_token: it.lease_token, result: { ok: it.id } })) }))),
+      ]);
+      const problems: string[] = [];
+      perId.forEach((it, i) => goodAnswers[i]!.status !== 200 && problems.push(`${it.id} (per id): ${goodAnswers[i]!.status} ${JSON.stringify(goodAnswers[i]!.body)}`));
+      for (const a of batchAnswers) if (a.status !== 200) problems.push(`batch: ${a.status} ${JSON.stringify(a.body)}`);
+      assert.deepEqual(problems, [], 'good completions failed beside refused ones');
+      assert.deepEqual(outcomes(batchAnswers[0]!, 'first batch'), inBatch.slice(0, 5).map((it) => completed(it.id)));
+      assert.deepEqual(outcomes(batchAnswers[1]!, 'second batch'), inBatch.slice(5).map((it) => completed(it.id)));
+      for (const it of [...perId, ...inBatch]) await assertCompletedWith(it.id, { ok: it.id });
+      // Whether those are refused is the test above; here only that each answer tells the truth.
+      for (const [i, it] of bad.entries()) {
+        if (badAnswers[i]!.status === 200) await assertCompletedWith(it.id, badResult(i));
+        else await assertStillClaimed(it.id, it.lease_token);
+      }
     });
   });
 }
