@@ -154,14 +154,16 @@ async function prepareOutbox(store: Store, n: number, callbackUrl: string, concu
   let k = 0;
   const worker = async () => {
     for (;;) {
-      const items = await store.claimWork({ lane: null, limit: 100, leaseMs: 3_600_000, leaseToken: randomUUID() });
+      const items = await store.claimWork({ lane: null, limit: 100, leaseMs: 3_600_000 });
       if (items.length === 0) return;
-      for (const w of items) {
+      const batch = items.map((w) => {
         const result = sampleResult(k++);
-        const out = await store.completeWork(w.id, w.leaseToken, JSON.stringify(result), { id: webhookIdFor(w.id), body: callbackBody(w.id, result) });
-        if (out !== 'ok') throw new Error(`completeWork(${w.id}) answered ${out}`);
-        done++;
-      }
+        return { id: w.id, leaseToken: w.leaseToken, result: JSON.stringify(result), callback: { id: webhookIdFor(w.id), body: callbackBody(w.id, result) } };
+      });
+      const out = await store.completeWork(batch);
+      const bad = out.findIndex((o) => o !== 'ok');
+      if (bad >= 0) throw new Error(`completeWork(${batch[bad]!.id}) answered ${out[bad]}`);
+      done += batch.length;
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));

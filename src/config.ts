@@ -38,6 +38,7 @@ export interface Config {
   callbackMaxAttempts: number;
   callbackMaxAgeMs: number;
   callbackPollMs: number;
+  loopDelayWarnMs: number;
   logLevel: string;
 }
 
@@ -74,6 +75,7 @@ export const ENV: Record<keyof Config, string> = {
   callbackMaxAttempts: 'INTAKE_CALLBACK_MAX_ATTEMPTS',
   callbackMaxAgeMs: 'INTAKE_CALLBACK_MAX_AGE_MS',
   callbackPollMs: 'INTAKE_CALLBACK_POLL_MS',
+  loopDelayWarnMs: 'INTAKE_LOOP_DELAY_WARN_MS',
   logLevel: 'INTAKE_LOG_LEVEL',
 };
 
@@ -106,6 +108,7 @@ export const DEFAULTS = {
   callbackMaxAttempts: 15,
   callbackMaxAgeMs: 3 * 24 * 3600 * 1000,
   callbackPollMs: 500,
+  loopDelayWarnMs: 50,
   logLevel: 'info',
 } as const satisfies Omit<Config, 'nodeId'>;
 
@@ -165,6 +168,7 @@ export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env)
     callbackMaxAttempts: int('callbackMaxAttempts', pick('callbackMaxAttempts'), 1, 1000),
     callbackMaxAgeMs: int('callbackMaxAgeMs', pick('callbackMaxAgeMs'), 1000, 365 * 24 * 3600 * 1000),
     callbackPollMs: int('callbackPollMs', pick('callbackPollMs'), 10, 600_000),
+    loopDelayWarnMs: int('loopDelayWarnMs', pick('loopDelayWarnMs'), 1, 600_000),
     logLevel: String(pick('logLevel')),
   };
 }

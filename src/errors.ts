@@ -46,6 +46,7 @@ export const Errors = {
   notAccepting: define('INTAKE_NOT_ACCEPTING', 503, 1),
   notSaveMode: define('INTAKE_NOT_SAVE_MODE', 503, 1),
   shuttingDown: define('INTAKE_SHUTTING_DOWN', 503, 1),
+  storeUnavailable: define('INTAKE_STORE_UNAVAILABLE', 503, 1),
 
   // spool files (never reach a client; logged, counted, reported by `intake spool verify`)
   segmentCorrupt: define('INTAKE_SEGMENT_CORRUPT', 500),

@@ -46,6 +46,25 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    workItems: new Counter({
+      name: 'intake_work_items_total',
+      help: 'Processing API items by operation (claim, complete, release) and outcome (ok, conflict, not-found)',
+      labelNames: ['op', 'outcome'] as const,
+      registers: [registry],
+    }),
+    workBatch: new Histogram({
+      name: 'intake_work_batch_items',
+      help: 'Items (or merged claims) per store call of the processing API: its group commit',
+      labelNames: ['op'] as const,
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000],
+      registers: [registry],
+    }),
+    eventLoopDelaySeconds: new Gauge({
+      name: 'intake_event_loop_delay_seconds',
+      help: 'Event-loop delay of this node over the last monitoring window, by quantile (p50, p99, max)',
+      labelNames: ['quantile'] as const,
+      registers: [registry],
+    }),
     backlogSegments: new Gauge({ name: 'intake_spool_backlog_segments', help: 'Sealed segments waiting under the spool root (last scan)', registers: [registry] }),
   };
   return m;

@@ -24,6 +24,7 @@ export function registerStart(program: Command): void {
     .option('--stop-grace-ms <n>', `... or at most this long (env INTAKE_STOP_GRACE_MS, default ${DEFAULTS.stopGraceMs})`)
     .option('--archive', 'keep drained segments under archive/ instead of deleting them (env INTAKE_ARCHIVE)')
     .option('--archive-retention-ms <n>', `the leader deletes older archived segments (env INTAKE_ARCHIVE_RETENTION_MS, default 7 days)`)
+    .option('--loop-delay-warn-ms <n>', `warn when the event loop's p99 delay over a window passes this (env INTAKE_LOOP_DELAY_WARN_MS, default ${DEFAULTS.loopDelayWarnMs})`)
     .option('--log-level <level>', `pino level (env INTAKE_LOG_LEVEL, default ${DEFAULTS.logLevel})`)
     .action(async (opts: RawConfig) => {
       const node = new IntakeNode(loadConfig(opts));

@@ -1,8 +1,8 @@
 // Liveness, readiness (the load balancer's check) and Prometheus metrics.
 import type { FastifyInstance } from 'fastify';
-import type { IntakeContext } from './server.js';
+import type { RouteContext } from '../http/context.js';
 
-export function registerHealthRoutes(app: FastifyInstance, ctx: IntakeContext): void {
+export function registerHealthRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get('/healthz', async () => ({ status: 'ok', node: ctx.nodeId }));
 
   app.get('/readyz', async (_req, reply) => {

@@ -7,14 +7,15 @@ import { Errors, IntakeError } from '../errors.js';
 import { encodeRecord, RecordKind } from '../spool/format.js';
 import { encodeRequestRecord } from '../spool/records.js';
 import type { CallbackState, StoredRequest } from '../store/store.js';
-import { isRequestId, newRequestId } from './ids.js';
-import type { IntakeContext } from './server.js';
+import type { RouteContext } from '../http/context.js';
+import { isRequestId } from '../http/ids.js';
+import { newRequestId } from './ids.js';
 import { validateIdempotencyKey, validateNewRequest } from './validate.js';
 
 /** Until API keys exist (docs/operations.md), every request belongs to this tenant. */
 export const DEFAULT_TENANT = 'default';
 
-export function registerRequestRoutes(app: FastifyInstance, ctx: IntakeContext): void {
+export function registerRequestRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.post('/v1/requests', async (req, reply) => {
     try {
       const spool = ctx.spool();

@@ -1,7 +1,7 @@
 // Pick the engine from a database URL: sqlite:<path> (default) or postgres://...
 import { Errors } from '../errors.js';
 import { openPostgresStore } from './postgres/engine.js';
-import { openSqliteStore } from './sqlite/engine.js';
+import { openSqliteStore } from './sqlite/client.js';
 import type { Store } from './store.js';
 
 export function parseDbUrl(url: string): { engine: 'sqlite'; path: string } | { engine: 'postgres'; url: string } {

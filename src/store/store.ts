@@ -45,6 +45,18 @@ export interface ClaimedWork {
   metadata: string | null;
 }
 
+/** A claimed request and the lease it is held under. */
+export interface LeaseItem {
+  id: string;
+  leaseToken: string;
+}
+
+/** A completion: the result (JSON text) and the callback the outbox will send for it. */
+export interface CompleteItem extends LeaseItem {
+  result: string;
+  callback: { id: string; body: string };
+}
+
 /** ok; not-found: no such request; conflict: not claimed under this token (stale, expired, done). */
 export type LeaseOutcome = 'ok' | 'not-found' | 'conflict';
 
@@ -76,13 +88,18 @@ export interface Store {
   countRequests(): Promise<number>;
 
   // Processing API (schema v2). Claims are safe with many concurrent workers on both engines.
+  // Completes and releases take batches: the work API group-commits what arrives together.
   /** Lanes that have claimable work (pending, or claimed with an expired lease), for round-robin claims. */
   claimableLanes(): Promise<(string | null)[]>;
-  /** Lease up to `limit` claimable requests of `lane` (expired leases count as claimable). */
-  claimWork(o: { lane: string | null; limit: number; leaseMs: number; leaseToken: string }): Promise<ClaimedWork[]>;
-  /** Complete a claimed request and record its callback in the outbox, in one transaction. */
-  completeWork(id: string, leaseToken: string, result: string, callback: { id: string; body: string }): Promise<LeaseOutcome>;
-  releaseWork(id: string, leaseToken: string): Promise<LeaseOutcome>;
+  /** Lease up to `limit` claimable requests of `lane` (expired leases count), each under its own fresh lease token. */
+  claimWork(o: { lane: string | null; limit: number; leaseMs: number }): Promise<ClaimedWork[]>;
+  /**
+   * Complete claimed requests, each with its callback in the outbox, in one transaction; one
+   * outcome per item, in order. Items must have distinct ids.
+   */
+  completeWork(items: CompleteItem[]): Promise<LeaseOutcome[]>;
+  /** Return claimed requests to the queue; one outcome per item, in order. Items must have distinct ids. */
+  releaseWork(items: LeaseItem[]): Promise<LeaseOutcome[]>;
   extendWork(id: string, leaseToken: string, leaseMs: number): Promise<LeaseOutcome>;
 
   // Callback outbox.

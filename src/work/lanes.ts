@@ -16,8 +16,8 @@ export class LaneClaimer {
     this.store = store;
   }
 
-  async claim(o: { limit: number; leaseMs: number; leaseToken: string; lane?: string | null }): Promise<ClaimedWork[]> {
-    if (o.lane !== undefined) return this.store.claimWork({ lane: o.lane, limit: o.limit, leaseMs: o.leaseMs, leaseToken: o.leaseToken });
+  async claim(o: { limit: number; leaseMs: number; lane?: string | null }): Promise<ClaimedWork[]> {
+    if (o.lane !== undefined) return this.store.claimWork({ lane: o.lane, limit: o.limit, leaseMs: o.leaseMs });
     const lanes = await this.currentLanes();
     if (lanes.length === 0) return [];
     const start = this.cursor++ % lanes.length;
@@ -25,7 +25,7 @@ export class LaneClaimer {
     const out: ClaimedWork[] = [];
     for (let i = 0; i < order.length && out.length < o.limit; i++) {
       const share = Math.ceil((o.limit - out.length) / (order.length - i));
-      out.push(...(await this.store.claimWork({ lane: order[i]!, limit: share, leaseMs: o.leaseMs, leaseToken: o.leaseToken })));
+      out.push(...(await this.store.claimWork({ lane: order[i]!, limit: share, leaseMs: o.leaseMs })));
     }
     if (out.length === 0) this.lanesAt = 0; // the cached lanes ran dry: look again next time
     return out;

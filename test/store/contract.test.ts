@@ -161,9 +161,10 @@ for (const engine of engines) {
         await s.migrate();
         const recs = Array.from({ length: 5 }, (_, i) => record({ receivedAt: Date.now() - 10_000 + i }));
         await s.insertRequests(recs);
-        const work = await s.claimWork({ lane: null, limit: 10, leaseMs: 60_000, leaseToken: uuidv7() });
+        const work = await s.claimWork({ lane: null, limit: 10, leaseMs: 60_000 });
         assert.equal(work.length, 5);
-        for (const w of work) assert.equal(await s.completeWork(w.id, w.leaseToken, '1', { id: `msg_${w.id}`, body: `{"id":"${w.id}"}` }), 'ok');
+        const done = await s.completeWork(work.map((w) => ({ id: w.id, leaseToken: w.leaseToken, result: '1', callback: { id: `msg_${w.id}`, body: `{"id":"${w.id}"}` } })));
+        assert.deepEqual(done, work.map(() => 'ok'));
         const first = await s.claimCallbacks({ limit: 3, leaseMs: 300 });
         assert.equal(first.length, 3);
         const second = await s.claimCallbacks({ limit: 10, leaseMs: 60_000 });
@@ -190,14 +191,13 @@ for (const engine of engines) {
         const recs = ['b', 'a', null, 'c', 'd', 'a-1', 'b'].flatMap((lane, k) => Array.from({ length: 40 }, (_, i) => record({ lane, receivedAt: t0 + k * 100 + i })));
         await s.insertRequests(recs);
         assert.deepEqual(await lanes(), ['<null>', 'a', 'a-1', 'b', 'c', 'd']);
-        const token = () => uuidv7();
         // Lane c: every row claimed with a short lease; lane d: claimed with a long lease.
-        assert.equal((await s.claimWork({ lane: 'c', limit: 100, leaseMs: 300, leaseToken: token() })).length, 40);
-        assert.equal((await s.claimWork({ lane: 'd', limit: 100, leaseMs: 60_000, leaseToken: token() })).length, 40);
+        assert.equal((await s.claimWork({ lane: 'c', limit: 100, leaseMs: 300 })).length, 40);
+        assert.equal((await s.claimWork({ lane: 'd', limit: 100, leaseMs: 60_000 })).length, 40);
         // The null lane: claimed and completed.
-        for (const w of await s.claimWork({ lane: null, limit: 100, leaseMs: 60_000, leaseToken: token() })) {
-          assert.equal(await s.completeWork(w.id, w.leaseToken, '1', { id: `msg_${w.id}`, body: '{}' }), 'ok');
-        }
+        const nulls = await s.claimWork({ lane: null, limit: 100, leaseMs: 60_000 });
+        const done = await s.completeWork(nulls.map((w) => ({ id: w.id, leaseToken: w.leaseToken, result: '1', callback: { id: `msg_${w.id}`, body: '{}' } })));
+        assert.deepEqual(done, nulls.map(() => 'ok'));
         assert.deepEqual(await lanes(), ['a', 'a-1', 'b']);
         await new Promise((r) => setTimeout(r, 400));
         assert.deepEqual(await lanes(), ['a', 'a-1', 'b', 'c'], 'the lane whose leases ran out is claimable again');

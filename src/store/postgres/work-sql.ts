@@ -7,10 +7,11 @@ const ms = (col: string) => `(extract(epoch FROM ${col}) * 1000)::float8`;
 // ORDER BY lane first, although the lane is fixed: PostgreSQL does not take \`lane IS NULL\` as an
 // equality, so only this spelling matches requests_claim_order (status, lane, received_at, id)
 // and lets the scan stop after LIMIT rows instead of sorting every pending row of the lane.
-const claimSql = (lanePredicate: string) => `UPDATE requests r SET status = 'claimed', lease_token = $1,
-      lease_expires_at = now() + $2 * interval '1 millisecond', attempts = r.attempts + 1
+// Each row gets its own lease token, so items of one claim handed to different workers never share one.
+const claimSql = (lanePredicate: string) => `UPDATE requests r SET status = 'claimed', lease_token = gen_random_uuid(),
+      lease_expires_at = now() + $1 * interval '1 millisecond', attempts = r.attempts + 1
     FROM (SELECT id FROM requests WHERE status = 'pending' AND ${lanePredicate}
-          AND (not_before IS NULL OR not_before <= now()) ORDER BY lane, received_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) c
+          AND (not_before IS NULL OR not_before <= now()) ORDER BY lane, received_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) c
     WHERE r.id = c.id
     RETURNING r.id::text, r.tenant, r.lease_token::text, ${ms('r.lease_expires_at')} AS lease_expires_ms, r.attempts, r.lane,
       ${ms('r.received_at')} AS received_ms, r.callback_url, r.payload::text AS payload, r.metadata::text AS metadata`;
@@ -21,25 +22,32 @@ export const workSql = {
     WHERE id IN (SELECT id FROM requests WHERE status = 'claimed' AND lease_expires_at < now() FOR UPDATE SKIP LOCKED)`,
   // Two forms of the claim, so the lane test is an equality (or IS NULL) the index
   // (status, lane, received_at) can serve; IS NOT DISTINCT FROM cannot use it.
-  claimInLane: claimSql('lane = $3'),
-  claimNoLane: claimSql('lane IS NULL AND $3::text IS NULL'),
-  // One statement, so one round trip and one implicit transaction: the completion and its outbox
-  // row commit together or not at all (BEGIN, UPDATE, INSERT, COMMIT took four). A data-modifying
-  // CTE runs to completion whether or not the outer query reads it.
-  complete: `WITH done AS (
-      UPDATE requests SET status = 'completed', result = $3::jsonb, completed_at = now(), lease_token = NULL, lease_expires_at = NULL
-      WHERE id = $1 AND status = 'claimed' AND lease_token = $2 AND lease_expires_at >= now()
-      RETURNING id, tenant, callback_url),
+  claimInLane: claimSql('lane = $2'),
+  claimNoLane: claimSql('lane IS NULL AND $2::text IS NULL'),
+  // A batch of completions in one statement, so one round trip and one commit (one WAL flush)
+  // for all of them: the completions and their outbox rows commit together or not at all. A
+  // data-modifying CTE runs to completion whether or not the outer query reads it. Items have
+  // distinct ids (the work API never batches one id twice).
+  complete: `WITH input AS (
+      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[]) AS u(id, token, result, cb_id, cb_body)),
+    done AS (
+      UPDATE requests r SET status = 'completed', result = i.result::jsonb, completed_at = now(), lease_token = NULL, lease_expires_at = NULL
+      FROM input i
+      WHERE r.id = i.id AND r.status = 'claimed' AND r.lease_token = i.token AND r.lease_expires_at >= now()
+      RETURNING r.id, r.tenant, r.callback_url),
     outbox AS (
       INSERT INTO callbacks (id, request_id, tenant, url, body, status, attempts, next_attempt_at)
-      SELECT $4, id, tenant, callback_url, $5, 'pending', 0, now() FROM done
+      SELECT i.cb_id, d.id, d.tenant, d.callback_url, i.cb_body, 'pending', 0, now() FROM done d JOIN input i ON i.id = d.id
       ON CONFLICT (id) DO NOTHING)
-    SELECT count(*)::int AS n FROM done`,
-  release: `UPDATE requests SET status = 'pending', lease_token = NULL, lease_expires_at = NULL
-    WHERE id = $1 AND status = 'claimed' AND lease_token = $2 AND lease_expires_at >= now()`,
+    SELECT id::text FROM done`,
+  release: `UPDATE requests r SET status = 'pending', lease_token = NULL, lease_expires_at = NULL
+    FROM unnest($1::uuid[], $2::uuid[]) AS i(id, token)
+    WHERE r.id = i.id AND r.status = 'claimed' AND r.lease_token = i.token AND r.lease_expires_at >= now()
+    RETURNING r.id::text`,
   extend: `UPDATE requests SET lease_expires_at = now() + $3 * interval '1 millisecond'
     WHERE id = $1 AND status = 'claimed' AND lease_token = $2 AND lease_expires_at >= now()`,
   exists: `SELECT 1 FROM requests WHERE id = $1`,
+  existing: `SELECT id::text FROM requests WHERE id = ANY($1::uuid[])`,
   // Each part one index range of callbacks_due (status, next_attempt_at): first the sends whose
   // lease ran out (a dispatcher died), then due pending rows, oldest first. One condition with
   // OR read and sorted the whole outbox on every claim.

@@ -1,13 +1,14 @@
 // SQLite engine (better-sqlite3): WAL, synchronous=FULL, for a single node on local disk only
-// (SQLite's locking is not safe on NFS). better-sqlite3 is synchronous: inserts go in chunks so
-// one drain never holds the event loop for long.
+// (SQLite's locking is not safe on NFS). better-sqlite3 is synchronous, so this engine runs in
+// its own thread (thread.ts); the node talks to it through client.ts.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { Errors } from '../../errors.js';
 import type { RequestRecord } from '../../spool/records.js';
 import { loadMigrations, MIN_SCHEMA } from '../migrations.js';
-import type { SchemaState, Store, StoredRequest } from '../store.js';
+import type { SchemaState, StoredRequest } from '../store.js';
+import type { SyncStore } from './sync.js';
 import { sql } from './sql.js';
 import { sqliteWork } from './work.js';
 
@@ -30,9 +31,6 @@ function bindRequest(p: unknown[], o: number, r: RequestRecord, storedAt: number
   p[o + 10] = r.metadata;
 }
 
-/** Rows per transaction: large enough to be cheap per row, small enough to keep the event loop responsive. */
-const CHUNK_ROWS = 2000;
-
 interface Row {
   id: string;
   tenant: string;
@@ -51,7 +49,13 @@ interface Row {
   completed_at: number | null;
 }
 
-export function openSqliteStore(path: string): Store {
+/** The engine and the transaction wrapper the thread runs batches in (nested calls become savepoints). */
+export interface SqliteEngine {
+  store: SyncStore;
+  transaction<T>(fn: () => T): T;
+}
+
+export function openSqliteEngine(path: string): SqliteEngine {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
   // busy_timeout first: a second process opening the same file waits instead of failing.
@@ -70,7 +74,7 @@ export function openSqliteStore(path: string): Store {
   let insertOne: Database.Statement | null = null;
   let insertMany: Database.Statement | null = null;
   const params = new Array<unknown>(ROWS_PER_INSERT * REQUEST_COLUMNS);
-  const insertChunk = db.transaction((rows: RequestRecord[], storedAt: number) => {
+  const insertRows = (rows: RequestRecord[], storedAt: number): number => {
     insertOne ??= db.prepare(sql.insertRequests(1));
     insertMany ??= db.prepare(sql.insertRequests(ROWS_PER_INSERT));
     let n = 0;
@@ -85,12 +89,11 @@ export function openSqliteStore(path: string): Store {
       n += insertOne.run(one).changes;
     }
     return n;
-  });
+  };
 
-  return {
-    engine: 'sqlite',
+  const store: SyncStore = {
     ...sqliteWork(db),
-    async migrate(opts = {}) {
+    migrate(opts = {}) {
       // BEGIN EXCLUSIVE: a second migrator waits (busy_timeout) and then sees the work done.
       const applied: number[] = [];
       db.exec('BEGIN EXCLUSIVE');
@@ -112,19 +115,13 @@ export function openSqliteStore(path: string): Store {
       }
       return applied;
     },
-    async schema(): Promise<SchemaState> {
+    schema(): SchemaState {
       return { current: currentVersion(), latest, minSupported: MIN_SCHEMA };
     },
-    async insertRequests(records) {
-      let inserted = 0;
-      const storedAt = Date.now();
-      for (let i = 0; i < records.length; i += CHUNK_ROWS) {
-        if (i > 0) await new Promise<void>((r) => setImmediate(r));
-        inserted += insertChunk(records.slice(i, i + CHUNK_ROWS), storedAt);
-      }
-      return inserted;
+    insertRequests(records) {
+      return insertRows(records, Date.now());
     },
-    async getRequest(id) {
+    getRequest(id) {
       const r = db.prepare(sql.getRequest).get(id) as Row | undefined;
       if (!r) return null;
       return {
@@ -145,11 +142,12 @@ export function openSqliteStore(path: string): Store {
         completedAt: r.completed_at,
       };
     },
-    async countRequests() {
+    countRequests() {
       return (db.prepare(sql.countRequests).get() as { n: number }).n;
     },
-    async close() {
+    close() {
       if (db.open) db.close();
     },
   };
+  return { store, transaction: (fn) => db.transaction(fn)() };
 }

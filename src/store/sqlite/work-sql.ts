@@ -5,9 +5,12 @@ export const workSql = {
   claimableLanes: claimableLanesSql('@now', 'NULL'),
   reapLeases: `UPDATE requests SET status = 'pending', lease_token = NULL, lease_expires_at = NULL
     WHERE status = 'claimed' AND lease_expires_at < @now`,
+  // The ids to claim; each row then gets its own lease token (claim), so items handed to
+  // different workers never share one.
+  claimable: `SELECT id FROM requests WHERE status = 'pending' AND lane IS @lane
+                 AND (not_before IS NULL OR not_before <= @now) ORDER BY received_at, id LIMIT @limit`,
   claim: `UPDATE requests SET status = 'claimed', lease_token = @token, lease_expires_at = @expires, attempts = attempts + 1
-    WHERE id IN (SELECT id FROM requests WHERE status = 'pending' AND lane IS @lane
-                 AND (not_before IS NULL OR not_before <= @now) ORDER BY received_at, id LIMIT @limit)
+    WHERE id = @id
     RETURNING id, tenant, lease_token, lease_expires_at, attempts, lane, received_at, callback_url, payload, metadata`,
   complete: `UPDATE requests SET status = 'completed', result = @result, completed_at = @now, lease_token = NULL, lease_expires_at = NULL
     WHERE id = @id AND status = 'claimed' AND lease_token = @token AND lease_expires_at >= @now

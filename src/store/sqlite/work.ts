@@ -1,11 +1,13 @@
-// Processing API and callback outbox on SQLite. better-sqlite3 runs each call as one
-// synchronous transaction, so claims from concurrent HTTP workers never interleave.
+// Processing API and callback outbox on SQLite, as synchronous calls: they run in the SQLite
+// thread (thread.ts), which wraps each call in a savepoint of the batch's one transaction.
+import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import type { CallbackOutcome, CallbackState, CallbackToSend, ClaimedWork, LeaseOutcome, Store } from '../store.js';
+import type { CallbackOutcome, CallbackState, CallbackToSend, ClaimedWork, LeaseOutcome } from '../store.js';
+import type { SyncStore } from './sync.js';
 import { workSql as sql } from './work-sql.js';
 
 type WorkPart = Pick<
-  Store,
+  SyncStore,
   'claimableLanes' | 'claimWork' | 'completeWork' | 'releaseWork' | 'extendWork' | 'claimCallbacks' | 'recordCallbackOutcomes' | 'getCallback'
 >;
 
@@ -22,6 +24,9 @@ interface ClaimRow {
   metadata: string | null;
 }
 
+/** How often at most a claim first returns expired leases to the queue. */
+const REAP_EVERY_MS = 250;
+
 export function sqliteWork(db: Database.Database): WorkPart {
   // Each statement is prepared once, on first use (compiling per call was 7 % of a busy node's time).
   const cache = new Map<keyof typeof sql, Database.Statement>();
@@ -31,72 +36,67 @@ export function sqliteWork(db: Database.Database): WorkPart {
     return s;
   };
   const outcomeOf = (changes: number, id: string): LeaseOutcome => (changes > 0 ? 'ok' : st('exists').get(id) ? 'conflict' : 'not-found');
-
-  const claim = db.transaction((lane: string | null, limit: number, leaseMs: number, token: string): ClaimedWork[] => {
-    const now = Date.now();
-    st('reapLeases').run({ now });
-    const rows = st('claim').all({ token, expires: now + leaseMs, lane, now, limit }) as ClaimRow[];
-    return rows
-      .map((r) => ({
-        id: r.id,
-        tenant: r.tenant,
-        leaseToken: r.lease_token,
-        leaseExpiresAt: r.lease_expires_at,
-        attempts: r.attempts,
-        lane: r.lane,
-        receivedAt: r.received_at,
-        callbackUrl: r.callback_url,
-        payload: r.payload,
-        metadata: r.metadata,
-      }))
-      .sort((a, b) => a.receivedAt - b.receivedAt || (a.id < b.id ? -1 : 1));
-  });
+  let reapedAt = 0;
 
   type CallbackRow = { id: string; request_id: string; tenant: string; url: string; body: string; attempts: number };
-  const claimCallbacks = db.transaction((limit: number, leaseMs: number): CallbackToSend[] => {
-    const now = Date.now();
-    const p = { now, leaseUntil: now + leaseMs, limit };
-    const rows = st('claimExpiredCallbacks').all(p) as CallbackRow[];
-    if (rows.length < limit) rows.push(...(st('claimDueCallbacks').all({ ...p, limit: limit - rows.length }) as CallbackRow[]));
-    return rows.map((r) => ({ id: r.id, requestId: r.request_id, tenant: r.tenant, url: r.url, body: r.body, attempts: r.attempts }));
-  });
-
-  const complete = db.transaction((id: string, token: string, result: string, cb: { id: string; body: string }): LeaseOutcome => {
-    const now = Date.now();
-    const row = st('complete').get({ id, token, result, now }) as { tenant: string; callback_url: string } | undefined;
-    if (!row) return outcomeOf(0, id);
-    st('insertCallback').run({ id: cb.id, requestId: id, tenant: row.tenant, url: row.callback_url, body: cb.body, now });
-    return 'ok';
-  });
-
-  const record = db.transaction((outcomes: CallbackOutcome[]) => {
-    for (const o of outcomes) st('recordOutcome').run({ ...o });
-  });
 
   return {
-    async claimableLanes() {
+    claimableLanes() {
       return (st('claimableLanes').all({ now: Date.now() }) as { lane: string | null }[]).map((r) => r.lane);
     },
-    async claimWork(o) {
-      return claim(o.lane, o.limit, o.leaseMs, o.leaseToken);
+    claimWork(o) {
+      const now = Date.now();
+      if (now - reapedAt >= REAP_EVERY_MS) {
+        reapedAt = now;
+        st('reapLeases').run({ now });
+      }
+      const ids = st('claimable').pluck().all({ lane: o.lane, now, limit: o.limit }) as string[];
+      const out: ClaimedWork[] = [];
+      for (const id of ids) {
+        const r = st('claim').get({ id, token: randomUUID(), expires: now + o.leaseMs }) as ClaimRow;
+        out.push({
+          id: r.id,
+          tenant: r.tenant,
+          leaseToken: r.lease_token,
+          leaseExpiresAt: r.lease_expires_at,
+          attempts: r.attempts,
+          lane: r.lane,
+          receivedAt: r.received_at,
+          callbackUrl: r.callback_url,
+          payload: r.payload,
+          metadata: r.metadata,
+        });
+      }
+      return out;
     },
-    async completeWork(id, token, result, cb) {
-      return complete(id, token, result, cb);
+    completeWork(items) {
+      const now = Date.now();
+      return items.map((it): LeaseOutcome => {
+        const row = st('complete').get({ id: it.id, token: it.leaseToken, result: it.result, now }) as { tenant: string; callback_url: string } | undefined;
+        if (!row) return outcomeOf(0, it.id);
+        st('insertCallback').run({ id: it.callback.id, requestId: it.id, tenant: row.tenant, url: row.callback_url, body: it.callback.body, now });
+        return 'ok';
+      });
     },
-    async releaseWork(id, token) {
-      return outcomeOf(st('release').run({ id, token, now: Date.now() }).changes, id);
+    releaseWork(items) {
+      const now = Date.now();
+      return items.map((it) => outcomeOf(st('release').run({ id: it.id, token: it.leaseToken, now }).changes, it.id));
     },
-    async extendWork(id, token, leaseMs) {
+    extendWork(id, token, leaseMs) {
       const now = Date.now();
       return outcomeOf(st('extend').run({ id, token, now, expires: now + leaseMs }).changes, id);
     },
-    async claimCallbacks(o) {
-      return claimCallbacks(o.limit, o.leaseMs);
+    claimCallbacks(o) {
+      const now = Date.now();
+      const p = { now, leaseUntil: now + o.leaseMs, limit: o.limit };
+      const rows = st('claimExpiredCallbacks').all(p) as CallbackRow[];
+      if (rows.length < o.limit) rows.push(...(st('claimDueCallbacks').all({ ...p, limit: o.limit - rows.length }) as CallbackRow[]));
+      return rows.map((r): CallbackToSend => ({ id: r.id, requestId: r.request_id, tenant: r.tenant, url: r.url, body: r.body, attempts: r.attempts }));
     },
-    async recordCallbackOutcomes(outcomes) {
-      record(outcomes);
+    recordCallbackOutcomes(outcomes: CallbackOutcome[]) {
+      for (const o of outcomes) st('recordOutcome').run({ ...o });
     },
-    async getCallback(requestId) {
+    getCallback(requestId) {
       const r = st('getCallback').get(requestId) as
         | { id: string; status: CallbackState['status']; attempts: number; last_status: number | null; last_error: string | null; updated_at: number }
         | undefined;

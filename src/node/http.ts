@@ -1,32 +1,11 @@
-// The fastify server: client-facing routes, one error shape, explicit timeouts.
+// The node's HTTP server: every route group registered in this one place, one error shape,
+// explicit timeouts. Route groups (intake/, work/) know only src/http/, never each other.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
-import type { Logger } from 'pino';
 import { Errors, IntakeError, errorBody } from '../errors.js';
-import type { Metrics } from '../metrics.js';
-import type { SpoolWriter } from '../spool/writer.js';
-import type { Store } from '../store/store.js';
-import { registerHealthRoutes } from './health.js';
-import { registerRequestRoutes } from './requests.js';
+import type { RouteContext } from '../http/context.js';
+import { registerHealthRoutes } from '../intake/health.js';
+import { registerRequestRoutes } from '../intake/requests.js';
 import { registerWorkRoutes } from '../work/routes.js';
-
-/** What the routes need from the node around them (the node owns the parts and their lifecycle). */
-export interface IntakeContext {
-  nodeId: string;
-  log: Logger;
-  metrics: Metrics;
-  /** The spool writer, or null when this node does not accept requests (save mode). */
-  spool(): SpoolWriter | null;
-  /** The store, or null when this node does not touch the database (receive mode). */
-  store(): Store | null;
-  /** Whether the load balancer should send requests here, and if not why. */
-  readiness(): { ready: boolean; reason?: string };
-  /** Called for every acknowledged request (the node's idle time drives graceful drain). */
-  noteAccepted(): void;
-  /** Why a callback address is forbidden (SSRF guard), or null. */
-  refuseAddress(host: string): string | null;
-  /** Called after a request was completed (its callback is in the outbox). */
-  noteCompleted(): void;
-}
 
 export interface ServerOptions {
   bodyLimitBytes: number;
@@ -53,7 +32,7 @@ function toIntakeError(err: FastifyError): IntakeError {
   return Errors.internal('internal error', { cause: err });
 }
 
-export async function buildServer(ctx: IntakeContext, opts: ServerOptions): Promise<FastifyInstance> {
+export async function buildServer(ctx: RouteContext, opts: ServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: ctx.log as FastifyBaseLogger,
     // nothing logged per request on the hot path; errors are logged below

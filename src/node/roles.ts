@@ -1,4 +1,6 @@
-// The parts a mode needs, started and stopped as the mode changes at run time.
+// The roles a mode runs, started and stopped as the mode changes at run time: the receiver
+// (spool writer), and in save mode the store with the drainer, the work API and the callback
+// dispatcher. The failed-callback retrier and the control loop run in every mode (node.ts).
 //   receive: spool writer.     save: store + drainer.     both: all of them.
 // Leaving receive: new requests are refused at once (503), queued ones finish, the segment is
 // sealed. Leaving save: the drainer finishes the segment it is loading, then the store closes.
@@ -14,6 +16,7 @@ import type { SecretSource } from '../callbacks/secrets.js';
 import type { CallbackSender } from '../callbacks/sender.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
+import { WorkApi } from '../work/api.js';
 
 /** What the callback parts share, made once per node. */
 export interface CallbackDeps {
@@ -22,11 +25,12 @@ export interface CallbackDeps {
   policy: RetryPolicy;
 }
 
-export class Parts {
+export class Roles {
   writer: SpoolWriter | null = null;
   drainer: Drainer | null = null;
   dispatcher: CallbackDispatcher | null = null;
   store: Store | null = null;
+  work: WorkApi | null = null;
   mode: Mode | null = null;
   private readonly c: Config;
   private readonly log: Logger;
@@ -104,6 +108,7 @@ export class Parts {
     });
     dispatcher.start();
     this.store = store;
+    this.work = new WorkApi(store, this.metrics);
     this.drainer = drainer;
     this.dispatcher = dispatcher;
   }
@@ -113,6 +118,7 @@ export class Parts {
     this.drainer = null;
     this.dispatcher = null;
     this.store = null;
+    this.work = null;
     await dispatcher?.close();
     await drainer?.close();
     await store?.close();

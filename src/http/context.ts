@@ -1,0 +1,36 @@
+// What every route group needs from the node around it. The node owns the roles and their
+// lifecycle; routes only ask for the role they serve, which is null when the node's mode does
+// not run it. This folder imports no routes: intake/ and work/ both build on it.
+import type { Logger } from 'pino';
+import type { Metrics } from '../metrics.js';
+import type { SpoolWriter } from '../spool/writer.js';
+import type { ClaimedWork, CompleteItem, LeaseItem, LeaseOutcome, Store } from '../store/store.js';
+
+export interface RouteContext {
+  nodeId: string;
+  log: Logger;
+  metrics: Metrics;
+  /** The spool writer, or null when this node does not accept requests (save mode). */
+  spool(): SpoolWriter | null;
+  /** The store, or null when this node does not touch the database (receive mode). */
+  store(): Store | null;
+  /** The processing API, or null when this node does not serve it (receive mode). */
+  work(): WorkRole | null;
+  /** Whether the load balancer should send requests here, and if not why. */
+  readiness(): { ready: boolean; reason?: string };
+  /** Called for every acknowledged request (the node's idle time drives graceful drain). */
+  noteAccepted(): void;
+  /** Why a callback address is forbidden (SSRF guard), or null. */
+  refuseAddress(host: string): string | null;
+  /** Called after requests were completed (their callbacks are in the outbox). */
+  noteCompleted(): void;
+}
+
+/** The processing API role as its routes see it (src/work/api.ts implements it). */
+export interface WorkRole {
+  /** lane: a lane, null for the unnamed lane, undefined for round-robin across lanes. */
+  claim(r: { limit: number; leaseMs: number; lane?: string | null }): Promise<ClaimedWork[]>;
+  complete(items: CompleteItem[]): Promise<LeaseOutcome[]>;
+  release(items: LeaseItem[]): Promise<LeaseOutcome[]>;
+  extend(id: string, leaseToken: string, leaseMs: number): Promise<LeaseOutcome>;
+}
