@@ -21,9 +21,14 @@ const N = 800;
 const WORKERS = 6;
 const KILLS = 12;
 const LEASE_S = 2;
-/** The kill comes this long after the node is up: uniformly in [KILL_MIN_MS, KILL_MAX_MS]. */
+/**
+ * The kill comes this long after the node is up, uniformly in [KILL_MIN_MS, KILL_MAX_MS], and
+ * then at the first moment (within BUSY_WAIT_MS) that a complete call is in flight: a kill
+ * between two calls would test nothing the restart does not.
+ */
 const KILL_MIN_MS = 150;
 const KILL_MAX_MS = 1500;
+const BUSY_WAIT_MS = 2000;
 /** Time allowed, after the last kill, for the last node to see every request completed. */
 const SETTLE_MS = 120_000;
 
@@ -77,29 +82,39 @@ async function runCompleteCrash(t: { diagnostic(msg: string): void }, db: TestDb
     const doubleLeased: string[] = [];
     let kills = 0;
     let inFlight = 0;
-    const inFlightAtKill: number[] = [];
+    /** Complete calls (per id or batch) sent and not answered yet; and how many there were at each kill. */
+    let completing = 0;
+    const completingAtKill: number[] = [];
     let done = false;
 
     // Pacing, so the work spans the kills instead of finishing before the second one: until the
     // last kill, the workers complete no more than their share of N per round, and claims come
     // at about one share per 1.2 s of uptime (longer than most rounds, so most kills find work
-    // in flight). Only items actually claimed are charged. After the last kill: full speed.
+    // in flight). A claim reserves its time slot and its items at once (so workers that wake
+    // together do not all claim at once); what it did not get is given back. After the last
+    // kill: full speed.
     const share = N / (KILLS + 1);
     const perItemMs = 1200 / share;
     let nextSlot = 0;
     const budget = () => (kills >= KILLS ? Infinity : share * (kills + 1));
-    /** How many items the next claim may ask for (0 once the work is done). */
-    const pace = async (want: number): Promise<number> => {
+    /** Reserve up to `want` items for the next claim (0 once the work is done); they count as in flight. */
+    const reserve = async (want: number): Promise<number> => {
       for (;;) {
         if (done) return 0;
         const room = Math.floor(budget() - ledger.acked.size - inFlight);
         const wait = kills >= KILLS ? 0 : nextSlot - Date.now();
-        if (room > 0 && wait <= 0 && node) return Math.min(want, room);
+        if (room > 0 && wait <= 0 && node) {
+          const n = Math.min(want, room);
+          nextSlot = Math.max(Date.now(), nextSlot) + n * perItemMs;
+          inFlight += n;
+          return n;
+        }
         await sleep(Math.min(Math.max(wait, 20), 200));
       }
     };
-    const charge = (claimed: number) => {
-      nextSlot = Math.max(Date.now(), nextSlot) + claimed * perItemMs;
+    const giveBack = (n: number) => {
+      nextSlot -= n * perItemMs;
+      inFlight -= n;
     };
 
     /** POST to whichever node is up; null on a connection error or when none is. */
@@ -109,11 +124,15 @@ async function runCompleteCrash(t: { diagnostic(msg: string): void }, db: TestDb
         await sleep(50);
         return null;
       }
+      const completion = path !== '/v1/work/claim';
+      if (completion) completing++;
       try {
         return await post(`${d.url}${path}`, body, {}, 5000);
       } catch {
         count('conn');
         return null;
+      } finally {
+        if (completion) completing--;
       }
     };
     const retryable = (a: Answer | null) => {
@@ -179,22 +198,22 @@ async function runCompleteCrash(t: { diagnostic(msg: string): void }, db: TestDb
     const worker = async (w: number) => {
       let seq = 0;
       while (!done) {
-        const limit = await pace(between(10, 50));
+        const limit = await reserve(between(10, 50));
         if (limit === 0) continue;
-        inFlight += limit;
+        let held = limit;
         try {
           const c = await call('/v1/work/claim', { lane: 'crash', limit, lease_seconds: LEASE_S });
-          if (retryable(c)) {
+          if (retryable(c) || c!.status !== 200) {
+            if (c && c.status !== 200 && c.status !== 503) wrong.note(`claim ${c.status} ${c.body?.error?.code}`, JSON.stringify(c.body));
+            giveBack(limit);
+            held = 0;
             await sleep(50);
-            continue;
-          }
-          if (c!.status !== 200) {
-            wrong.note(`claim ${c!.status} ${c!.body?.error?.code}`, JSON.stringify(c!.body));
             continue;
           }
           const items = c!.body.items as Item[];
           count('claim 200');
-          charge(items.length);
+          giveBack(limit - items.length);
+          held = items.length;
           if (items.length === 0) {
             await sleep(100); // the rest is leased to claims whose answers were lost, or done
             continue;
@@ -231,7 +250,7 @@ async function runCompleteCrash(t: { diagnostic(msg: string): void }, db: TestDb
             await Promise.all(cuts);
           }
         } finally {
-          inFlight -= limit;
+          inFlight -= held; // done with them, answered or not
         }
       }
     };
@@ -240,16 +259,18 @@ async function runCompleteCrash(t: { diagnostic(msg: string): void }, db: TestDb
     const workers = Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
     try {
       for (let k = 0; k < KILLS; k++) {
-        const killAt = between(KILL_MIN_MS, KILL_MAX_MS);
-        await sleep(killAt);
+        const up = Date.now();
+        await sleep(between(KILL_MIN_MS, KILL_MAX_MS));
+        const busyBy = Date.now() + BUSY_WAIT_MS;
+        while (completing === 0 && Date.now() < busyBy) await sleep(1);
         const d: Daemon = node!;
         node = null;
         assert.equal(d.proc.exitCode, null, `kill ${k + 1}: the node exited by itself before the kill:\n${d.output().slice(-4000)}`);
-        inFlightAtKill.push(inFlight);
+        completingAtKill.push(completing);
         await d.kill('SIGKILL');
         assert.equal(d.proc.signalCode, 'SIGKILL');
         kills++;
-        t.diagnostic(`kill ${kills}/${KILLS} at ${killAt} ms of uptime: ${inFlight} items in flight, ${ledger.acked.size} acked so far`);
+        t.diagnostic(`kill ${kills}/${KILLS} at ${Date.now() - up} ms of uptime: ${completingAtKill[k]} complete calls in flight, ${ledger.acked.size} acked so far`);
         node = await start();
       }
       // The last node is left alone until the tables show every request completed.
@@ -275,7 +296,7 @@ async function runCompleteCrash(t: { diagnostic(msg: string): void }, db: TestDb
     const report = checkCompletions({ submitted: ids, ledger, rows: await reader.requests(), outbox: await reader.outbox() });
     const answers = [...counts].map(([k, v]) => `${k}:${v}`).join(' ');
     t.diagnostic(
-      `complete crash (${db.engine}): seed=${seed} kills=${kills} (items in flight at each: ${inFlightAtKill.join(',')}) ` +
+      `complete crash (${db.engine}): seed=${seed} kills=${kills} (complete calls in flight at each: ${completingAtKill.join(',')}) ` +
         `answered-200: per-id=${ledger.ackedBy.perId} batch=${ledger.ackedBy.batch} ${formatCompletionReport(report)} ` +
         `double-leased=${doubleLeased.length} answers={${answers}} elapsed=${(chaosMs / 1000).toFixed(1)}s`,
     );
@@ -287,7 +308,8 @@ async function runCompleteCrash(t: { diagnostic(msg: string): void }, db: TestDb
     assert.deepEqual(doubleLeased.slice(0, 10), [], 'a request leased to two workers at once');
     assert.deepEqual(wrong.list(), [], 'answers a correct node never gives');
     assert.equal(kills, KILLS);
-    assert.ok(inFlightAtKill.filter((n) => n > 0).length >= KILLS / 2, `only ${inFlightAtKill.filter((n) => n > 0).length} of ${KILLS} kills came with work in flight`);
+    const busyKills = completingAtKill.filter((n) => n > 0).length;
+    assert.ok(busyKills >= KILLS / 2, `only ${busyKills} of ${KILLS} kills came while a complete call was in flight`);
     assert.ok(ledger.ackedBy.perId > 0 && ledger.ackedBy.batch > 0, 'both forms of completion were answered 200');
     assert.equal(finalExit, 0, 'the last node stopped cleanly');
   } finally {
