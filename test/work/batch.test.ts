@@ -182,8 +182,9 @@ for (const engine of ENGINES) {
         ],
       });
       assert.deepEqual(outcomes(swapped, 'complete with swapped tokens'), [conflict(a.id), conflict(b.id)]);
-      const rel = await batch('release', { items: [{ id: c.id, lease_token: e.lease_token }] });
-      assert.deepEqual(outcomes(rel, 'release with the token of another item'), [conflict(c.id)]);
+      // A token that is not even a UUID was never issued: a conflict too (PostgreSQL stores tokens as uuid).
+      const rel = await batch('release', { items: [{ id: c.id, lease_token: e.lease_token }, { id: e.id, lease_token: 'not-a-uuid-token' }] });
+      assert.deepEqual(outcomes(rel, 'release with the token of another item'), [conflict(c.id), conflict(e.id)]);
       const one = await post(`${d.url}/v1/work/${e.id}/complete`, { lease_token: c.lease_token, result: 'e with the token of c' });
       assert.equal(one.status, 409, `per-id complete with another item's token: ${JSON.stringify(one.body)}`);
       assert.equal(one.body.error.code, 'INTAKE_LEASE_CONFLICT');
@@ -350,6 +351,8 @@ for (const engine of ENGINES) {
         ['an item is a number', 'complete', { items: [good, 7] }],
         ['an item is a string', 'complete', { items: [good, h.id] }],
         ['an item is an array', 'complete', { items: [good, [other]] }],
+        ['an item has no id', 'complete', { items: [good, { lease_token: h.lease_token, result: 'other' }] }],
+        ['an item has an id that is not a string', 'complete', { items: [good, { ...other, id: 7 }] }],
         ['an item has no lease_token', 'complete', { items: [good, { id: h.id, result: 'other' }] }],
         ['an item has an empty lease_token', 'complete', { items: [good, { ...other, lease_token: '' }] }],
         ['an item has a lease_token that is not a string', 'complete', { items: [good, { ...other, lease_token: 12345 }] }],
@@ -359,6 +362,7 @@ for (const engine of ENGINES) {
         ['items is missing', 'release', { id: g.id, lease_token: g.lease_token }],
         [`${MAX_ITEMS + 1} items`, 'release', { items: [good, ...filler(MAX_ITEMS)] }],
         ['an item is null', 'release', { items: [good, null] }],
+        ['an item has no id', 'release', { items: [good, { lease_token: h.lease_token }] }],
         ['an item has no lease_token', 'release', { items: [good, { id: h.id }] }],
         ['an item has an empty lease_token', 'release', { items: [good, { id: h.id, lease_token: '' }] }],
       ];
