@@ -26,8 +26,8 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Create or replace `path` with `data` and fsync the file (not its directory). */
-export async function writeFileSynced(path: string, data: Buffer | string): Promise<void> {
-  const fh = await fsp.open(path, 'w');
+export async function writeFileSynced(path: string, data: Buffer | string, mode = 0o644): Promise<void> {
+  const fh = await fsp.open(path, 'w', mode);
   try {
     await writeFully(fh, typeof data === 'string' ? Buffer.from(data, 'utf8') : data, 0);
     await fh.sync();
@@ -37,9 +37,9 @@ export async function writeFileSynced(path: string, data: Buffer | string): Prom
 }
 
 /** Write a small file durably and atomically: temp file, fsync, rename, directory fsync. */
-export async function writeFileDurable(path: string, data: Buffer | string): Promise<void> {
+export async function writeFileDurable(path: string, data: Buffer | string, mode = 0o644): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  await writeFileSynced(tmp, data);
+  await writeFileSynced(tmp, data, mode);
   await fsp.rename(tmp, path);
   await fsyncDir(dirOf(path));
 }
