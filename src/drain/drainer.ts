@@ -25,6 +25,8 @@ import { quarantineBytes, quarantineFile } from '../spool/quarantine.js';
 import { describeDbError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { SegmentDecoder } from './decoder.js';
+import type { RequestRecord } from '../spool/records.js';
+import { findIdempotencyConflicts } from './idempotency-conflicts.js';
 import { insertIsolating, type Located, type Refused } from './isolate.js';
 import { backoffMs, SegmentRetries } from './retries.js';
 
@@ -234,8 +236,12 @@ export class Drainer {
       });
       for (const r of [...requests.refused, ...outcomes.refused]) await this.quarantineRefused(f, r);
       const { inserted } = requests;
+      const duplicates = dec.requests.length - requests.refused.length - inserted;
       metrics.drainRecords.inc({ result: 'inserted' }, inserted);
-      metrics.drainRecords.inc({ result: 'duplicate' }, dec.requests.length - requests.refused.length - inserted);
+      metrics.drainRecords.inc({ result: 'duplicate' }, duplicates);
+      if (duplicates > 0) {
+        for (const c of await findIdempotencyConflicts(store, dec.requests)) await this.quarantineConflict(f, c);
+      }
 
       if (this.o.archive) {
         const dest = archiveDir(root, f.node);
@@ -280,6 +286,16 @@ export class Drainer {
     this.o.log.error(
       { code: Errors.recordRefused.code, segment: f.segment, segmentNode: f.node, offset: r.item.offset, length: r.item.length, id: r.item.value.id, dbCode: code, err: message },
       'quarantined a record the database refused',
+    );
+  }
+
+  /** A keyed request whose id is stored with another body: the first stands, this one is kept in quarantine. */
+  private async quarantineConflict(f: SegmentFile, c: Located<RequestRecord>): Promise<void> {
+    const { id, idempotencyKey, tenant } = c.value;
+    await this.quarantine(f, c, { reason: 'idempotency-conflict', detail: `request ${id} (tenant ${tenant}, Idempotency-Key ${JSON.stringify(idempotencyKey)}) is stored with another body; the first one stands` });
+    this.o.log.warn(
+      { code: Errors.idempotencyConflict.code, segment: f.segment, segmentNode: f.node, offset: c.offset, id, tenant },
+      'an Idempotency-Key was reused with another body; the stored request stands, this one is in quarantine',
     );
   }
 

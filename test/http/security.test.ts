@@ -3,6 +3,7 @@
 // loopback address (or --insecure-no-auth) allows.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { v5 as uuidv5 } from 'uuid';
 import { runCli, startDaemon, type Daemon } from '../helpers/daemon.js';
@@ -181,6 +182,28 @@ describe('who may do what', () => {
     const again = await call('POST', `${n2.url}/v1/requests`, { key: k.aSubmit!.key, body: { payload: { amount: 1 }, callback_url: HOOK }, headers });
     assert.equal(again.status, 202);
     assert.equal(again.body.id, first.body.id);
+  });
+
+  test('an idempotency key reused with another body through another node: the first stands, the second is quarantined as idempotency-conflict', async () => {
+    const headers = { 'idempotency-key': 'shipment-9' };
+    const id = await submitted(k.aSubmit!.key, { payload: { to: 'first' }, callback_url: HOOK }, headers);
+    // n2 never saw the first body: it accepts the second (it cannot know), and the drain finds it.
+    const second = await call('POST', `${n2.url}/v1/requests`, { key: k.aSubmit!.key, body: { payload: { to: 'second' }, callback_url: HOOK }, headers });
+    assert.equal(second.status, 202);
+    assert.equal(second.body.id, id);
+    const reports = join(spool, 'quarantine');
+    const report = await waitFor('the conflict in quarantine', (): { bin: Buffer } | null => {
+      for (const f of (existsSync(reports) ? readdirSync(reports) : []).filter((x) => x.endsWith('.json'))) {
+        const r = JSON.parse(readFileSync(join(reports, f), 'utf8')) as { reason: string; detail?: string };
+        if (r.reason === 'idempotency-conflict' && r.detail?.includes(id)) return { bin: readFileSync(join(reports, f.replace(/\.json$/, '.bin'))) };
+      }
+      return null;
+    });
+    assert.ok(report!.bin.includes(Buffer.from('second')) && !report!.bin.includes(Buffer.from('first')), 'the quarantined bytes are the second request');
+    const row = await call('GET', `${n1.url}/v1/requests/${id}`, { key: k.aSubmit!.key });
+    assert.deepEqual(row.body.payload, { to: 'first' }, 'the first body stands');
+    const metrics = await call('GET', `${n1.url}/metrics`, { key: k.aAdmin!.key });
+    assert.match(metrics.body as string, /intake_quarantine_total\{reason="idempotency-conflict"\} 1/);
   });
 
   test('a revoked key is refused by every node within two heartbeats', async (t) => {
