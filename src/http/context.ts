@@ -4,8 +4,7 @@
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import type { SpoolWriter } from '../spool/writer.js';
-import type { Store } from '../store/store.js';
-import type { WorkApi } from '../work/api.js';
+import type { ClaimedWork, CompleteItem, LeaseItem, LeaseOutcome, Store } from '../store/store.js';
 
 export interface RouteContext {
   nodeId: string;
@@ -16,7 +15,7 @@ export interface RouteContext {
   /** The store, or null when this node does not touch the database (receive mode). */
   store(): Store | null;
   /** The processing API, or null when this node does not serve it (receive mode). */
-  work(): WorkApi | null;
+  work(): WorkRole | null;
   /** Whether the load balancer should send requests here, and if not why. */
   readiness(): { ready: boolean; reason?: string };
   /** Called for every acknowledged request (the node's idle time drives graceful drain). */
@@ -25,4 +24,13 @@ export interface RouteContext {
   refuseAddress(host: string): string | null;
   /** Called after requests were completed (their callbacks are in the outbox). */
   noteCompleted(): void;
+}
+
+/** The processing API role as its routes see it (src/work/api.ts implements it). */
+export interface WorkRole {
+  /** lane: a lane, null for the unnamed lane, undefined for round-robin across lanes. */
+  claim(r: { limit: number; leaseMs: number; lane?: string | null }): Promise<ClaimedWork[]>;
+  complete(items: CompleteItem[]): Promise<LeaseOutcome[]>;
+  release(items: LeaseItem[]): Promise<LeaseOutcome[]>;
+  extend(id: string, leaseToken: string, leaseMs: number): Promise<LeaseOutcome>;
 }

@@ -1,6 +1,7 @@
 // The work API role: the processing API's state for one store (the lane cursor, claims that
 // are merged, completes and releases that are group-committed). Made when a node enters save
 // mode, closed when it leaves. Routes call it; it calls the store.
+import type { WorkRole } from '../http/context.js';
 import type { Metrics } from '../metrics.js';
 import type { ClaimedWork, CompleteItem, LeaseItem, LeaseOutcome, Store } from '../store/store.js';
 import { ClaimCoalescer, type ClaimRequest } from './claims.js';
@@ -10,7 +11,7 @@ import { LaneClaimer } from './lanes.js';
 /** Items one store call completes or releases at most. */
 const MAX_BATCH = 1000;
 
-export class WorkApi {
+export class WorkApi implements WorkRole {
   private readonly store: Store;
   private readonly claims: ClaimCoalescer;
   private readonly completes: GroupCommitter<CompleteItem>;

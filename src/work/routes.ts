@@ -5,10 +5,9 @@
 // them (src/work/api.ts).
 import type { FastifyInstance } from 'fastify';
 import { Errors, IntakeError } from '../errors.js';
-import type { RouteContext } from '../http/context.js';
+import type { RouteContext, WorkRole } from '../http/context.js';
 import { isRequestId } from '../http/ids.js';
 import type { ClaimedWork, CompleteItem, LeaseItem, LeaseOutcome } from '../store/store.js';
-import type { WorkApi } from './api.js';
 
 const MAX_CLAIM = 1000;
 /** Items of one batch complete or release at most. */
@@ -113,7 +112,7 @@ function requestId(id: string): string {
 }
 
 export function registerWorkRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  const work = (): WorkApi => {
+  const work = (): WorkRole => {
     const w = ctx.work();
     if (!w) throw Errors.notSaveMode(`node ${ctx.nodeId} does not serve the processing API in its current mode; use a save-mode node`);
     return w;

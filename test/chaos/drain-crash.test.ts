@@ -30,9 +30,9 @@ interface FixtureRun {
   stderr: string;
 }
 
-function runFixture(spool: string, db: string, crash: 'before-commit' | 'after-commit' | 'none'): Promise<FixtureRun> {
+function runFixture(spool: string, db: string, crash: 'before-commit' | 'after-commit' | 'none', lockStaleMs = LOCK_STALE_MS): Promise<FixtureRun> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [fixture, spool, db, crash, String(LOCK_STALE_MS)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [fixture, spool, db, crash, String(lockStaleMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
@@ -110,14 +110,13 @@ function storedIds(dbPath: string): Set<string> {
   return new Set(readSqliteRows(dbPath).map((r) => r.id));
 }
 
-/** While the dead drainer's claim is fresh, another drainer leaves the segment alone. */
-async function assertClaimRespected(p: Prepared, first: SegmentFile, t: { diagnostic(m: string): void }): Promise<void> {
-  const age = Date.now() - statSync(`${first.path}.lock`).mtimeMs;
-  if (age > LOCK_STALE_MS / 2) {
-    t.diagnostic(`claim lock already ${Math.round(age)} ms old: skipping the "fresh claim is respected" check (slow machine)`);
-    return;
-  }
-  const r = fixtureResult(await runFixture(p.spool, p.db, 'none'));
+/**
+ * While the dead drainer's claim is fresh, another drainer leaves the segment alone. "Fresh" is
+ * judged by the checking drainer's own stale time: it is given a long one, so the check does not
+ * depend on how fast a loaded machine starts the fixture (the claim is a few seconds old by then).
+ */
+async function assertClaimRespected(p: Prepared, first: SegmentFile): Promise<void> {
+  const r = fixtureResult(await runFixture(p.spool, p.db, 'none', 600_000));
   assert.equal(r.outcome, 'busy', 'a fresh claim of a dead drainer is respected');
   assert.equal(existsSync(first.path), true);
 }
@@ -172,7 +171,7 @@ describe('drainer killed at fixed points of a drain', () => {
     assert.equal(existsSync(first.path), true, 'the segment is still there');
     assert.equal(existsSync(`${first.path}.lock`), true, 'the dead drainer left its claim');
 
-    await assertClaimRespected(p, first, t);
+    await assertClaimRespected(p, first);
 
     // Once the claim is stale another drainer takes it over and drains the segment in full.
     await sleep(Math.max(0, statSync(`${first.path}.lock`).mtimeMs + LOCK_STALE_MS + 300 - Date.now()));
@@ -198,7 +197,7 @@ describe('drainer killed at fixed points of a drain', () => {
     assert.equal(existsSync(first.path), true, 'the segment was not deleted');
     assert.equal(existsSync(`${first.path}.lock`), true, 'the dead drainer left its claim');
 
-    await assertClaimRespected(p, first, t);
+    await assertClaimRespected(p, first);
 
     // A save-mode node drains the rest at once and takes the first segment over once its claim is stale.
     const lines = await drainRest(p);

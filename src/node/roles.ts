@@ -1,4 +1,6 @@
-// The parts a mode needs, started and stopped as the mode changes at run time.
+// The roles a mode runs, started and stopped as the mode changes at run time: the receiver
+// (spool writer), and in save mode the store with the drainer, the work API and the callback
+// dispatcher. The failed-callback retrier and the control loop run in every mode (node.ts).
 //   receive: spool writer.     save: store + drainer.     both: all of them.
 // Leaving receive: new requests are refused at once (503), queued ones finish, the segment is
 // sealed. Leaving save: the drainer finishes the segment it is loading, then the store closes.
@@ -23,7 +25,7 @@ export interface CallbackDeps {
   policy: RetryPolicy;
 }
 
-export class Parts {
+export class Roles {
   writer: SpoolWriter | null = null;
   drainer: Drainer | null = null;
   dispatcher: CallbackDispatcher | null = null;
