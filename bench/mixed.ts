@@ -15,6 +15,7 @@
 // the receiver's and PostgreSQL's, the callbacks the receiver counted, the records the node
 // drained (its intake_drain_records_total) and its event-loop delay p99 (its /metrics).
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { openStore } from '../src/store/open.js';
 import type { Daemon } from '../test/helpers/daemon.js';
 import { daemonEnv, insertBacklog, withAsyncCommit, type Engine, type Receiver } from './callbacks.js';
@@ -58,6 +59,12 @@ export interface Span {
   /** The node's event-loop delay p99 (its 5 s window) read at the end, and the largest read every 5 s during the span. */
   loopP99Ms: number;
   loopMaxP99Ms: number;
+  /** Mean time of one spool group commit (write + fdatasync) in the span, and how many took over 1 s, from the node's histogram. */
+  commitMeanMs: number;
+  commitsOver1s: number;
+  /** Event-loop delay p99 and max of the benchmark process itself: a late client reads latencies late. */
+  benchLoopP99Ms: number;
+  benchLoopMaxMs: number;
 }
 
 export interface IngestFigures {
@@ -147,7 +154,14 @@ function roundRate(r: number): number {
   return Math.max(10, Math.round(r / step) * step);
 }
 
-/** One measured span: CPU of every process involved, callbacks, drained records, loop delay. */
+/** The node's spool group commits so far: seconds spent and how many. */
+const commits = (text: string) => ({
+  sum: sampleSum(text, 'intake_spool_fsync_seconds_sum') ?? 0,
+  count: sampleSum(text, 'intake_spool_fsync_seconds_count') ?? 0,
+  upTo1s: sampleSum(text, 'intake_spool_fsync_seconds_bucket', { le: '1' }) ?? 0,
+});
+
+/** One measured span: CPU of every process involved, callbacks, drained records, loop delay, spool commits. */
 class SpanMeter {
   private readonly d: Daemon;
   private readonly receiver: Receiver;
@@ -155,6 +169,8 @@ class SpanMeter {
   private readonly watch: LoopDelayWatch;
   private delivered0 = 0;
   private drained0 = 0;
+  private commits0 = { sum: 0, count: 0, upTo1s: 0 };
+  private readonly benchLoop = monitorEventLoopDelay({ resolution: 10 });
 
   private constructor(d: Daemon, receiver: Receiver, pgPid: number | undefined) {
     this.d = d;
@@ -168,13 +184,17 @@ class SpanMeter {
     const [st, text] = await Promise.all([receiver.stats(), scrape(d.url)]);
     m.delivered0 = st.count;
     m.drained0 = sampleSum(text, 'intake_drain_records_total') ?? 0;
+    m.commits0 = commits(text);
+    m.benchLoop.enable();
     m.meter.start();
     return m;
   }
 
   async stop(): Promise<Span> {
     const cpu = this.meter.stop();
+    this.benchLoop.disable();
     const [st, text, loop] = await Promise.all([this.receiver.stats(), scrape(this.d.url), this.watch.stop()]);
+    const c = commits(text);
     return {
       seconds: cpu.seconds,
       nodeCpu: cpu.perPid[0] ?? NaN,
@@ -186,6 +206,10 @@ class SpanMeter {
       drained: (sampleSum(text, 'intake_drain_records_total') ?? 0) - this.drained0,
       loopP99Ms: loop.lastMs,
       loopMaxP99Ms: loop.maxMs,
+      commitMeanMs: ((c.sum - this.commits0.sum) / (c.count - this.commits0.count)) * 1000,
+      commitsOver1s: c.count - c.upTo1s - (this.commits0.count - this.commits0.upTo1s),
+      benchLoopP99Ms: this.benchLoop.percentile(99) / 1e6,
+      benchLoopMaxMs: this.benchLoop.max / 1e6,
     };
   }
 }

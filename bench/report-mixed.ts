@@ -101,13 +101,14 @@ function errs(ingest: IngestFigures | null, work: WorkFigures | null): string {
   return parts.length ? parts.join('; ') : '0';
 }
 
+/** Loop delay (with the worst 5 s window when asked) and the mean spool commit: two cells. */
 function loop(s: Span, withMax: boolean): string {
-  return withMax ? `${ms(s.loopP99Ms)} (worst ${ms(s.loopMaxP99Ms)})` : ms(s.loopP99Ms);
+  return `${withMax ? `${ms(s.loopP99Ms)} (worst ${ms(s.loopMaxP99Ms)})` : ms(s.loopP99Ms)} | ${ms(s.commitMeanMs)}${s.commitsOver1s > 0 ? ` (${s.commitsOver1s} over 1 s)` : ''}`;
 }
 
 function cpuCells(s: Span, p: { cpuPerItemUs: number; pgCpuPerItemUs: number | null } | null): string {
   const perItem = p ? `${int(p.cpuPerItemUs)} µs${p.pgCpuPerItemUs === null ? '' : ` + PG ${int(p.pgCpuPerItemUs)} µs`}` : '–';
-  return `${pct(s.nodeCpu)} | ${perItem} | ${pct(s.pgCpu)} | ${pct(s.benchCpu)} | ${pct(s.receiverCpu)} | ${pct(s.othersCpu)}`;
+  return `${pct(s.nodeCpu)} | ${perItem} | ${pct(s.pgCpu)} | ${pct(s.benchCpu)} (loop p99 ${ms(s.benchLoopP99Ms)}, max ${ms(s.benchLoopMaxMs)}) | ${pct(s.receiverCpu)} | ${pct(s.othersCpu)}`;
 }
 
 export function renderMixed(results: (MixedResult | Error)[]): string[] {
@@ -130,8 +131,9 @@ export function renderMixed(results: (MixedResult | Error)[]): string[] {
     `- **processing alone**: mode \`both\` over ${int(o.backlog)} pending requests inserted through the store API before the node starts, no ingest; ${o.workers} workers at claim limit 1 completing each item, then at limit 100 with one \`POST /v1/work/complete\` per claim (1 s warm-up + ${o.processingS} s each, ended early when the backlog runs out); claim p50/p99 is one claim call.`,
     `- **pipeline at R/s**: requests at a fixed rate R, spread evenly (every 5 ms what is due; at most ${o.connections} in flight), with the workers of "everything at once"; ${o.pipelineWarmupS} s warm-up + ${o.pipelineS} s window. The backlog is accepted (the client's 202s) minus callbacks delivered (the receiver's count), read once a second; its growth is a least-squares line through those readings over the window. R **kept up** when the client kept pace (sent ≥ 98 % of R; it falls behind only while every connection waits for the node), ≥ 99 % of what it sent was answered 202, and the backlog grew by at most one second of input (R requests: one age-sealed segment, the step by which the backlog moves). Rates: first what processing alone managed at limit 1 (no more than ingest alone), then 0.9× what a failed window managed end to end or 1.25× one that kept up, then halfway between the two, at most ${o.maxWindows} windows.`,
     '- **items/s**: completes answered inside the window; **callbacks/s**: POSTs the receiver counted; **drained/s**: records the node drained into the database (its `intake_drain_records_total`).',
-    '- **loop-delay p99**: the node\'s `intake_event_loop_delay_seconds{quantile="0.99"}` (a 5 s window) read at the end of the measured time; on pipeline rows also the worst 5 s window read during it.',
-    '- **CPU per item**: the node\'s CPU seconds (all threads) in the window ÷ items completed in it (+ PostgreSQL\'s, all its processes); the node also ingested, drained and sent callbacks for other requests meanwhile, so on the ingest-heavy rows this is the node\'s whole cost shared over the items completed. CPU columns are % of one core; "bench" is the benchmark process (load generator and workers).',
+    '- **loop-delay p99**: the node\'s `intake_event_loop_delay_seconds{quantile="0.99"}` (a 5 s window) read at the end of the measured time (n/a before the node\'s first window ends); on pipeline rows also the worst 5 s window read during it. **spool commit mean**: one group commit\'s write + fdatasync, the mean over the window (its `intake_spool_fsync_seconds`), with how many took over 1 s: where a request waits besides the loop.',
+    '- **claim p50 / p99**: one claim call as a worker saw it; **empty/s**: claims that found nothing, per second of the window (a worker then sleeps, see above).',
+    '- **CPU per item**: the node\'s CPU seconds (all threads) in the window ÷ items completed in it (+ PostgreSQL\'s, all its processes); the node also ingested, drained and sent callbacks for other requests meanwhile, so on the ingest-heavy rows this is the node\'s whole cost shared over the items completed. CPU columns are % of one core; "bench" is the benchmark process (load generator and workers), with its own event-loop delay: a client whose loop is late reads every answer late, so its latencies include that delay.',
     '',
   );
   for (const m of results) {
@@ -141,13 +143,14 @@ export function renderMixed(results: (MixedResult | Error)[]): string[] {
     }
     out.push(`### ${engineName(m.engine)}`, '');
     out.push(
-      '| Run | ingest req/s | ingest p50 | ingest p99 | vs ingest alone | items/s | claim p50 / p99 | callbacks/s | drained/s | backlog start → end (growth) | loop-delay p99 | node CPU | CPU per item | PostgreSQL CPU | bench CPU | receiver CPU | other CPU | non-2xx, errors |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| Run | ingest req/s | ingest p50 | ingest p99 | vs ingest alone | items/s | claim p50 / p99 | callbacks/s | drained/s | backlog start → end (growth) | loop-delay p99 | spool commit mean | node CPU | CPU per item | PostgreSQL CPU | bench CPU | receiver CPU | other CPU | non-2xx, errors |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     );
     const alone = isOk(m.alone) ? m.alone : null;
     const vs = (perSec: number | null, p99: number) =>
       alone ? (perSec === null ? `p99 ${x(p99 / alone.ingest.p99Ms)}` : `req/s ${x(perSec / alone.ingest.perSec)}, p99 ${x(p99 / alone.ingest.p99Ms)}`) : 'n/a';
-    const failedRow = (what: string, e: Error) => `| ${what} failed: ${firstLine(e)} |${' |'.repeat(17)}`;
+    const failedRow = (what: string, e: Error) => `| ${what} failed: ${firstLine(e)} |${' |'.repeat(18)}`;
+    const claim = (w: WorkFigures): string => `${ms(w.claimP50Ms)} / ${ms(w.claimP99Ms)}${w.emptyClaims ? ` (${int(w.emptyClaims / w.seconds)} empty/s)` : ''}`;
     const rate = (n: number, s: Span) => int(n / s.seconds);
     if (alone) {
       const i = alone.ingest;
@@ -159,7 +162,7 @@ export function renderMixed(results: (MixedResult | Error)[]): string[] {
       const a: AllRun = m.all;
       const i = a.ingest;
       out.push(
-        `| everything at once (both, ${a.work.workers} workers at limit 1) | ${int(i.perSec)} | ${ms(i.p50Ms)} | ${ms(i.p99Ms)} | ${vs(i.perSec, i.p99Ms)} | ${int(a.work.itemsPerSec)} | ${ms(a.work.claimP50Ms)} / ${ms(a.work.claimP99Ms)} | ${rate(a.span.delivered, a.span)} | ${rate(a.span.drained, a.span)} | – | ${loop(a.span, false)} | ${cpuCells(a.span, a)} | ${errs(i, a.work)} |`,
+        `| everything at once (both, ${a.work.workers} workers at limit 1) | ${int(i.perSec)} | ${ms(i.p50Ms)} | ${ms(i.p99Ms)} | ${vs(i.perSec, i.p99Ms)} | ${int(a.work.itemsPerSec)} | ${claim(a.work)} | ${rate(a.span.delivered, a.span)} | ${rate(a.span.drained, a.span)} | – | ${loop(a.span, false)} | ${cpuCells(a.span, a)} | ${errs(i, a.work)} |`,
       );
     } else out.push(failedRow('everything at once', m.all));
     for (const p of m.processing) {
@@ -169,13 +172,13 @@ export function renderMixed(results: (MixedResult | Error)[]): string[] {
       }
       const w = p.work;
       out.push(
-        `| processing alone, limit ${w.limit}, ${w.batchComplete ? 'batch complete' : 'complete each'}${w.ranDry ? ` (backlog ran out after ${w.seconds.toFixed(1)} s)` : ''} | – | – | – | – | **${int(w.itemsPerSec)}** | ${ms(w.claimP50Ms)} / ${ms(w.claimP99Ms)} | ${rate(p.span.delivered, p.span)} | – | – | ${loop(p.span, false)} | ${cpuCells(p.span, p)} | ${errs(null, w)} |`,
+        `| processing alone, limit ${w.limit}, ${w.batchComplete ? 'batch complete' : 'complete each'}${w.ranDry ? ` (backlog ran out after ${w.seconds.toFixed(1)} s)` : ''} | – | – | – | – | **${int(w.itemsPerSec)}** | ${claim(w)} | ${rate(p.span.delivered, p.span)} | – | – | ${loop(p.span, false)} | ${cpuCells(p.span, p)} | ${errs(null, w)} |`,
       );
     }
     for (const w of m.pipeline) {
       const i = w.ingest;
       out.push(
-        `| pipeline at ${int(w.rate)}/s: **${w.keptUp ? 'kept up' : 'did not keep up'}**${w.sentPerSec < 0.98 * w.rate ? ` (sent ${int(w.sentPerSec)}/s)` : ''} | ${int(i.perSec)} | ${ms(i.p50Ms)} | ${ms(i.p99Ms)} | ${vs(null, i.p99Ms)} | ${int(w.work.itemsPerSec)} | ${ms(w.work.claimP50Ms)} / ${ms(w.work.claimP99Ms)} | ${rate(w.span.delivered, w.span)} | ${rate(w.span.drained, w.span)} | ${int(w.backlogStart)} → ${int(w.backlogEnd)} (${signed(w.growth)}, allowed +${int(w.allowedGrowth)}) | ${loop(w.span, true)} | ${cpuCells(w.span, w)} | ${errs(i, w.work)} |`,
+        `| pipeline at ${int(w.rate)}/s: **${w.keptUp ? 'kept up' : 'did not keep up'}**${w.sentPerSec < 0.98 * w.rate ? ` (sent ${int(w.sentPerSec)}/s)` : ''} | ${int(i.perSec)} | ${ms(i.p50Ms)} | ${ms(i.p99Ms)} | ${vs(null, i.p99Ms)} | ${int(w.work.itemsPerSec)} | ${claim(w.work)} | ${rate(w.span.delivered, w.span)} | ${rate(w.span.drained, w.span)} | ${int(w.backlogStart)} → ${int(w.backlogEnd)} (${signed(w.growth)}, allowed +${int(w.allowedGrowth)}) | ${loop(w.span, true)} | ${cpuCells(w.span, w)} | ${errs(i, w.work)} |`,
       );
     }
     if (m.pipelineError) out.push(failedRow('pipeline', m.pipelineError));
@@ -201,12 +204,11 @@ export function mixedObservations(results: (MixedResult | Error)[]): string[] {
     const e = engineName(m.engine);
     const { kept } = pipelineBounds(m.pipeline);
     if (kept) {
-      const us = kept.cpuPerItemUs + (kept.pgCpuPerItemUs ?? 0);
       notes.push(
         `Mixed load (${e}): at ${int(kept.rate)} requests/s, the highest rate that kept up, each request cost the node ${int(kept.cpuPerItemUs)} µs of CPU end to end (ingest, spool, drain, claim, complete, callback)` +
           (kept.pgCpuPerItemUs === null ? '' : ` and PostgreSQL ${int(kept.pgCpuPerItemUs)} µs`) +
-          `; at that cost ${int(MIXED_TARGETS.pipelinePerSec)} requests/s would take ${((us * MIXED_TARGETS.pipelinePerSec) / 1e6).toFixed(1)} cores for the node alone (PostgreSQL included), before the load generator, the workers and the receiver.` +
-          ` The node used ${pct(kept.span.nodeCpu)} of a core in that window, other processes ${pct(kept.span.othersCpu)}.`,
+          `, using ${pct(kept.span.nodeCpu)} of a core while other processes used ${pct(kept.span.othersCpu)}.` +
+          (kept.work.emptyClaims > 0 ? ` At a rate this far below what the workers can claim, the node's fixed costs weigh in: ${int(kept.work.emptyClaims / kept.work.seconds)} empty claims a second, heartbeats, scans and timers.` : ''),
       );
     }
     const spans = [m.alone, m.all, ...m.processing].filter(isOk).map((r) => r.span);

@@ -82,6 +82,7 @@ export interface WorkerResult {
   claims: Samples;
   /** Each complete call (per item, or the whole batch). */
   completes: Samples;
+  /** Claims answered with no items inside the window. */
   emptyClaims: number;
   errors: Record<string, number>;
 }
@@ -163,7 +164,7 @@ export async function runWorkers(o: WorkerOptions): Promise<WorkerResult> {
       }
       const t1 = performance.now();
       if (items.length === 0) {
-        r.emptyClaims++;
+        if (inWindow(t1)) r.emptyClaims++;
         if (o.stopWhenEmpty && t1 >= o.start && !stopped) {
           stopped = true;
           r.ranDry = true;
