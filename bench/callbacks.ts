@@ -142,11 +142,11 @@ async function prepareOutbox(store: Store, n: number, callbackUrl: string, concu
   let k = 0;
   const worker = async () => {
     for (;;) {
-      const items = await store.claimWork({ lane: null, limit: 100, leaseMs: 3_600_000 });
+      const items = await store.claimWork({ tenant: 'default', lane: null, limit: 100, leaseMs: 3_600_000 });
       if (items.length === 0) return;
       const batch = items.map((w) => {
         const result = sampleResult(k++);
-        return { id: w.id, leaseToken: w.leaseToken, result: JSON.stringify(result), callback: { id: webhookIdFor(w.id), body: callbackBody(w.id, result) } };
+        return { id: w.id, tenant: 'default', leaseToken: w.leaseToken, result: JSON.stringify(result), callback: { id: webhookIdFor(w.id), body: callbackBody(w.id, result) } };
       });
       const out = await store.completeWork(batch);
       const bad = out.findIndex((o) => o !== 'ok');

@@ -40,11 +40,11 @@ async function timeClaims(store: Store, limit: number, claims: number): Promise<
   const t0 = performance.now();
   for (let i = 0; i < claims; i++) {
     const t = performance.now();
-    const got = await store.claimWork({ lane: null, limit, leaseMs: 3_600_000 });
+    const got = await store.claimWork({ tenant: 'default', lane: null, limit, leaseMs: 3_600_000 });
     lat.push(performance.now() - t);
     rows += got.length;
     // Complete what was claimed (untimed), as a worker would: the claimed rows leave the queue.
-    const done = await store.completeWork(got.map((w) => ({ id: w.id, leaseToken: w.leaseToken, result: '1', callback: { id: `msg_${w.id}`, body: '{}' } })));
+    const done = await store.completeWork(got.map((w) => ({ id: w.id, tenant: 'default', leaseToken: w.leaseToken, result: '1', callback: { id: `msg_${w.id}`, body: '{}' } })));
     if (done.some((o) => o !== 'ok')) throw new Error('a claimed row could not be completed');
   }
   const seconds = (performance.now() - t0) / 1000;

@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Errors } from './errors.js';
+import { MAX_HEADER_COUNT_LIMIT } from './http/limits.js';
 import { NODE_ID_PATTERN } from './spool/layout.js';
 
 export const MODES = ['receive', 'save', 'both'] as const;
@@ -25,6 +26,10 @@ export interface Config {
   headersTimeoutMs: number;
   keepAliveTimeoutMs: number;
   shutdownTimeoutMs: number;
+  maxConnections: number;
+  maxHeaderBytes: number;
+  maxHeaderCount: number;
+  maxJsonDepth: number;
   heartbeatMs: number;
   deadAfterMs: number;
   stopGraceMs: number;
@@ -39,6 +44,7 @@ export interface Config {
   callbackMaxAgeMs: number;
   callbackPollMs: number;
   loopDelayWarnMs: number;
+  insecureNoAuth: boolean;
   logLevel: string;
 }
 
@@ -62,6 +68,10 @@ export const ENV: Record<keyof Config, string> = {
   headersTimeoutMs: 'INTAKE_HEADERS_TIMEOUT_MS',
   keepAliveTimeoutMs: 'INTAKE_KEEP_ALIVE_TIMEOUT_MS',
   shutdownTimeoutMs: 'INTAKE_SHUTDOWN_TIMEOUT_MS',
+  maxConnections: 'INTAKE_MAX_CONNECTIONS',
+  maxHeaderBytes: 'INTAKE_MAX_HEADER_BYTES',
+  maxHeaderCount: 'INTAKE_MAX_HEADER_COUNT',
+  maxJsonDepth: 'INTAKE_MAX_JSON_DEPTH',
   heartbeatMs: 'INTAKE_HEARTBEAT_MS',
   deadAfterMs: 'INTAKE_DEAD_AFTER_MS',
   stopGraceMs: 'INTAKE_STOP_GRACE_MS',
@@ -76,6 +86,7 @@ export const ENV: Record<keyof Config, string> = {
   callbackMaxAgeMs: 'INTAKE_CALLBACK_MAX_AGE_MS',
   callbackPollMs: 'INTAKE_CALLBACK_POLL_MS',
   loopDelayWarnMs: 'INTAKE_LOOP_DELAY_WARN_MS',
+  insecureNoAuth: 'INTAKE_INSECURE_NO_AUTH',
   logLevel: 'INTAKE_LOG_LEVEL',
 };
 
@@ -95,6 +106,18 @@ export const DEFAULTS = {
   headersTimeoutMs: 10_000,
   keepAliveTimeoutMs: 65_000,
   shutdownTimeoutMs: 30_000,
+  // Far above what a load balancer keeps open to a node (ops/haproxy.cfg: maxconn 512 per
+  // server), well below the file descriptors ops/intake.service allows (LimitNOFILE=65536),
+  // which spool files, locks and database connections share.
+  maxConnections: 10_000,
+  // Node's own default; nginx's default header buffers (4 x 8k) pass nothing much larger.
+  maxHeaderBytes: 16 * 1024,
+  // Above HAProxy's 101 (tune.http.maxhdr) plus the few headers a load balancer adds, so what
+  // it forwards passes; a browser or an SDK sends 10 to 30.
+  maxHeaderCount: 128,
+  // Deeper than any sensible document, far below what overflows a stack (JSON.stringify of the
+  // payload: a few thousand levels) or PostgreSQL's jsonb parser.
+  maxJsonDepth: 64,
   heartbeatMs: 1000,
   deadAfterMs: 3000,
   stopGraceMs: 5000,
@@ -109,6 +132,7 @@ export const DEFAULTS = {
   callbackMaxAgeMs: 3 * 24 * 3600 * 1000,
   callbackPollMs: 500,
   loopDelayWarnMs: 50,
+  insecureNoAuth: false,
   logLevel: 'info',
 } as const satisfies Omit<Config, 'nodeId'>;
 
@@ -136,6 +160,10 @@ export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env)
   const lockStaleMs = int('lockStaleMs', pick('lockStaleMs'), 2000, 3_600_000);
   const heartbeatMs = int('heartbeatMs', pick('heartbeatMs'), 50, 60_000);
   const deadAfterMs = int('deadAfterMs', pick('deadAfterMs'), 200, 600_000);
+  const requestTimeoutMs = int('requestTimeoutMs', pick('requestTimeoutMs'), 100, 3_600_000);
+  const headersTimeoutMs = int('headersTimeoutMs', pick('headersTimeoutMs'), 100, 3_600_000);
+  // Node refuses to start a server whose headers may take longer than the whole request.
+  if (headersTimeoutMs > requestTimeoutMs) throw Errors.badConfig(`headersTimeoutMs (${headersTimeoutMs}) must not be above requestTimeoutMs (${requestTimeoutMs})`);
   // A node must beat at least twice within the dead time, or a busy moment looks like death.
   if (deadAfterMs < 2 * heartbeatMs) throw Errors.badConfig(`deadAfterMs (${deadAfterMs}) must be at least twice heartbeatMs (${heartbeatMs})`);
   return {
@@ -151,10 +179,15 @@ export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env)
     scanIntervalMs: int('scanIntervalMs', pick('scanIntervalMs'), 10, 600_000),
     lockStaleMs,
     archive: bool('archive', pick('archive')),
-    requestTimeoutMs: int('requestTimeoutMs', pick('requestTimeoutMs'), 100, 3_600_000),
-    headersTimeoutMs: int('headersTimeoutMs', pick('headersTimeoutMs'), 100, 3_600_000),
+    requestTimeoutMs,
+    headersTimeoutMs,
     keepAliveTimeoutMs: int('keepAliveTimeoutMs', pick('keepAliveTimeoutMs'), 100, 3_600_000),
     shutdownTimeoutMs: int('shutdownTimeoutMs', pick('shutdownTimeoutMs'), 100, 3_600_000),
+    maxConnections: int('maxConnections', pick('maxConnections'), 1, 1_000_000),
+    maxHeaderBytes: int('maxHeaderBytes', pick('maxHeaderBytes'), 1024, 1024 * 1024),
+    maxHeaderCount: int('maxHeaderCount', pick('maxHeaderCount'), 8, MAX_HEADER_COUNT_LIMIT),
+    // At most 512: a callback body wraps a result a few levels deeper, and both engines must store it.
+    maxJsonDepth: int('maxJsonDepth', pick('maxJsonDepth'), 1, 512),
     heartbeatMs,
     deadAfterMs,
     stopGraceMs: int('stopGraceMs', pick('stopGraceMs'), 0, 600_000),
@@ -169,9 +202,15 @@ export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env)
     callbackMaxAgeMs: int('callbackMaxAgeMs', pick('callbackMaxAgeMs'), 1000, 365 * 24 * 3600 * 1000),
     callbackPollMs: int('callbackPollMs', pick('callbackPollMs'), 10, 600_000),
     loopDelayWarnMs: int('loopDelayWarnMs', pick('loopDelayWarnMs'), 1, 600_000),
+    insecureNoAuth: bool('insecureNoAuth', pick('insecureNoAuth')),
     logLevel: String(pick('logLevel')),
   };
 }
 
 export const accepts = (mode: Mode) => mode === 'receive' || mode === 'both';
 export const saves = (mode: Mode) => mode === 'save' || mode === 'both';
+
+/** Whether `host` only listens on this machine (an open node is safe there, and only there). */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}

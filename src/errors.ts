@@ -35,10 +35,16 @@ export const Errors = {
   badIdempotencyKey: define('INTAKE_BAD_IDEMPOTENCY_KEY', 400),
   unsupportedMediaType: define('INTAKE_UNSUPPORTED_MEDIA_TYPE', 415),
   bodyTooLarge: define('INTAKE_BODY_TOO_LARGE', 413),
+  unauthorized: define('INTAKE_UNAUTHORIZED', 401),
+  forbidden: define('INTAKE_FORBIDDEN', 403),
   notFound: define('INTAKE_NOT_FOUND', 404),
   routeNotFound: define('INTAKE_ROUTE_NOT_FOUND', 404),
   requestTimeout: define('INTAKE_REQUEST_TIMEOUT', 408),
+  jsonTooDeep: define('INTAKE_JSON_TOO_DEEP', 400),
+  headersTooLarge: define('INTAKE_HEADERS_TOO_LARGE', 431),
+  urlTooLong: define('INTAKE_URL_TOO_LONG', 414),
   leaseConflict: define('INTAKE_LEASE_CONFLICT', 409),
+  idempotencyConflict: define('INTAKE_IDEMPOTENCY_CONFLICT', 422),
 
   // this node cannot serve the request right now (the client retries, maybe on another node)
   spoolUnavailable: define('INTAKE_SPOOL_UNAVAILABLE', 503, 1),
@@ -51,6 +57,8 @@ export const Errors = {
   // spool files (never reach a client; logged, counted, reported by `intake spool verify`)
   segmentCorrupt: define('INTAKE_SEGMENT_CORRUPT', 500),
   segmentVersionUnsupported: define('INTAKE_SEGMENT_VERSION_UNSUPPORTED', 500),
+  /** An intact, valid record the database refused (a constraint, a value it cannot store): quarantined. */
+  recordRefused: define('INTAKE_RECORD_REFUSED', 500),
   nodeIdInUse: define('INTAKE_NODE_ID_IN_USE', 500),
 
   // configuration and database

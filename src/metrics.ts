@@ -66,6 +66,17 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       registers: [registry],
     }),
     backlogSegments: new Gauge({ name: 'intake_spool_backlog_segments', help: 'Sealed segments waiting under the spool root (last scan)', registers: [registry] }),
+    httpClientErrors: new Counter({
+      name: 'intake_http_client_errors_total',
+      help: 'Requests refused by the HTTP layer before any route (timeouts, oversized headers, malformed HTTP), by error code',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
+    connectionsDropped: new Counter({
+      name: 'intake_http_connections_dropped_total',
+      help: 'Connections closed at once because the node had --max-connections open',
+      registers: [registry],
+    }),
   };
   return m;
 }

@@ -5,8 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { fsyncDir, writeFully } from '../spool/fsutil.js';
 import { clusterDir } from '../cluster/paths.js';
+import { readOrCreateShared } from '../cluster/shared-file.js';
 
 export type SecretMap = Record<string, string[]>;
 
@@ -21,14 +21,10 @@ export async function loadSecrets(root: string, env: NodeJS.ProcessEnv = process
   } else if (env.INTAKE_WEBHOOK_SECRET) {
     map = { default: env.INTAKE_WEBHOOK_SECRET.split(/\s+/).filter(Boolean) };
   } else {
-    const path = join(clusterDir(root), 'webhook-secrets.json');
-    try {
-      map = JSON.parse(await fsp.readFile(path, 'utf8')) as SecretMap;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      await fsp.mkdir(clusterDir(root), { recursive: true });
-      map = await createShared(path, clusterDir(root));
-    }
+    // The first node makes it; every other node reads that one.
+    map = await readOrCreateShared<SecretMap>(join(clusterDir(root), 'webhook-secrets.json'), clusterDir(root), () => ({
+      default: [`whsec_${randomBytes(24).toString('base64')}`],
+    }));
   }
   return {
     secretsFor(tenant) {
@@ -37,30 +33,4 @@ export async function loadSecrets(root: string, env: NodeJS.ProcessEnv = process
       return s;
     },
   };
-}
-
-/** The first node creates the secret file (O_EXCL); every other node reads that one. */
-async function createShared(path: string, dir: string): Promise<SecretMap> {
-  const map: SecretMap = { default: [`whsec_${randomBytes(24).toString('base64')}`] };
-  try {
-    const fh = await fsp.open(path, 'wx', 0o600);
-    try {
-      await writeFully(fh, Buffer.from(JSON.stringify(map)), 0);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fsyncDir(dir);
-    return map;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
-  for (let i = 0; ; i++) {
-    try {
-      return JSON.parse(await fsp.readFile(path, 'utf8')) as SecretMap;
-    } catch (err) {
-      if (i >= 20) throw err; // another node is writing it this instant
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
 }

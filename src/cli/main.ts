@@ -1,8 +1,10 @@
 // The `intake` command line. One file per command group; this file only assembles them.
 import { Command } from 'commander';
+import { packageVersion } from '../package.js';
 import { registerStart } from './start.js';
 import { registerSpool } from './spool.js';
 import { registerCallbacks } from './callbacks.js';
+import { registerKeys } from './keys.js';
 import { registerMigrate } from './migrate.js';
 import { registerMode } from './mode.js';
 import { registerNode } from './node.js';
@@ -11,6 +13,7 @@ import { registerStatus } from './status.js';
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('intake')
     .description('zero-loss ingest daemon: HTTP intake -> group-committed spool -> database')
+    .version(packageVersion, '-V, --version', 'print the version of this build')
     .showHelpAfterError()
     .exitOverride((err) => {
       // commander's own exits (help, version, usage errors) keep their exit codes
@@ -19,6 +22,7 @@ export async function main(argv: string[]): Promise<void> {
   registerStart(program);
   registerSpool(program);
   registerCallbacks(program);
+  registerKeys(program);
   registerMigrate(program);
   registerMode(program);
   registerNode(program);

@@ -22,9 +22,17 @@ export function registerStart(program: Command): void {
     .option('--dead-after-ms <n>', `a node whose heartbeat stops this long is dead (env INTAKE_DEAD_AFTER_MS, default ${DEFAULTS.deadAfterMs})`)
     .option('--stop-idle-ms <n>', `on SIGTERM keep serving until idle this long (env INTAKE_STOP_IDLE_MS, default ${DEFAULTS.stopIdleMs})`)
     .option('--stop-grace-ms <n>', `... or at most this long (env INTAKE_STOP_GRACE_MS, default ${DEFAULTS.stopGraceMs})`)
+    .option('--headers-timeout-ms <n>', `a client must send its headers within this (env INTAKE_HEADERS_TIMEOUT_MS, default ${DEFAULTS.headersTimeoutMs})`)
+    .option('--request-timeout-ms <n>', `... and its whole request within this (env INTAKE_REQUEST_TIMEOUT_MS, default ${DEFAULTS.requestTimeoutMs})`)
+    .option('--keep-alive-timeout-ms <n>', `close an idle keep-alive connection after this (env INTAKE_KEEP_ALIVE_TIMEOUT_MS, default ${DEFAULTS.keepAliveTimeoutMs})`)
+    .option('--max-connections <n>', `open connections at most; more are closed at once (env INTAKE_MAX_CONNECTIONS, default ${DEFAULTS.maxConnections})`)
+    .option('--max-header-bytes <n>', `request line and headers at most, else 431 (env INTAKE_MAX_HEADER_BYTES, default ${DEFAULTS.maxHeaderBytes})`)
+    .option('--max-header-count <n>', `headers per request at most, else 431 (env INTAKE_MAX_HEADER_COUNT, default ${DEFAULTS.maxHeaderCount})`)
+    .option('--max-json-depth <n>', `nesting of arrays and objects in a JSON body at most, else 400 (env INTAKE_MAX_JSON_DEPTH, default ${DEFAULTS.maxJsonDepth})`)
     .option('--archive', 'keep drained segments under archive/ instead of deleting them (env INTAKE_ARCHIVE)')
     .option('--archive-retention-ms <n>', `the leader deletes older archived segments (env INTAKE_ARCHIVE_RETENTION_MS, default 7 days)`)
     .option('--loop-delay-warn-ms <n>', `warn when the event loop's p99 delay over a window passes this (env INTAKE_LOOP_DELAY_WARN_MS, default ${DEFAULTS.loopDelayWarnMs})`)
+    .option('--insecure-no-auth', 'serve without API keys on a non-loopback address while the cluster has none (env INTAKE_INSECURE_NO_AUTH)')
     .option('--log-level <level>', `pino level (env INTAKE_LOG_LEVEL, default ${DEFAULTS.logLevel})`)
     .action(async (opts: RawConfig) => {
       const node = new IntakeNode(loadConfig(opts));

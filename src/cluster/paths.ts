@@ -4,6 +4,8 @@
 //   <root>/cluster/members/<seq>-<node>     registration numbers, one per process start (leader = lowest live)
 //   <root>/cluster/desired.json             desired modes with a generation number (intake mode)
 //   <root>/cluster/drained/<node>           present while an operator has drained the node (intake node drain)
+//   <root>/cluster/keys.json                API keys, hashed (intake keys)
+//   <root>/cluster/id-secret.json           the secret idempotency ids are derived with (made by the first node)
 import { join } from 'node:path';
 
 export const clusterDir = (root: string) => join(root, 'cluster');
@@ -13,3 +15,5 @@ export const membersDir = (root: string) => join(root, 'cluster', 'members');
 export const desiredPath = (root: string) => join(root, 'cluster', 'desired.json');
 export const drainedDir = (root: string) => join(root, 'cluster', 'drained');
 export const drainedPath = (root: string, node: string) => join(root, 'cluster', 'drained', node);
+export const keysPath = (root: string) => join(root, 'cluster', 'keys.json');
+export const idSecretPath = (root: string) => join(root, 'cluster', 'id-secret.json');

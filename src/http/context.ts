@@ -16,21 +16,23 @@ export interface RouteContext {
   store(): Store | null;
   /** The processing API, or null when this node does not serve it (receive mode). */
   work(): WorkRole | null;
-  /** Whether the load balancer should send requests here, and if not why. */
-  readiness(): { ready: boolean; reason?: string };
+  /** Whether the load balancer should send this role's requests here, and if not why. */
+  readiness(role: 'ingest' | 'work'): { ready: boolean; reason?: string };
   /** Called for every acknowledged request (the node's idle time drives graceful drain). */
   noteAccepted(): void;
   /** Why a callback address is forbidden (SSRF guard), or null. */
   refuseAddress(host: string): string | null;
   /** Called after requests were completed (their callbacks are in the outbox). */
   noteCompleted(): void;
+  /** The cluster's secret for ids derived from idempotency keys (src/intake/ids.ts). */
+  idSecret: Buffer;
 }
 
 /** The processing API role as its routes see it (src/work/api.ts implements it). */
 export interface WorkRole {
-  /** lane: a lane, null for the unnamed lane, undefined for round-robin across lanes. */
-  claim(r: { limit: number; leaseMs: number; lane?: string | null }): Promise<ClaimedWork[]>;
+  /** lane: a lane, null for the unnamed lane, undefined for round-robin across the allowed lanes. */
+  claim(r: { tenant: string; limit: number; leaseMs: number; lane?: string | null; allowed?: readonly string[] | null }): Promise<ClaimedWork[]>;
   complete(items: CompleteItem[]): Promise<LeaseOutcome[]>;
   release(items: LeaseItem[]): Promise<LeaseOutcome[]>;
-  extend(id: string, leaseToken: string, leaseMs: number): Promise<LeaseOutcome>;
+  extend(item: LeaseItem, leaseMs: number): Promise<LeaseOutcome>;
 }

@@ -1,17 +1,25 @@
 // Liveness, readiness (the load balancer's check) and Prometheus metrics.
 import type { FastifyInstance } from 'fastify';
+import { Errors } from '../errors.js';
 import type { RouteContext } from '../http/context.js';
 
 export function registerHealthRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  app.get('/healthz', async () => ({ status: 'ok', node: ctx.nodeId }));
+  // The load balancer's checks need no key; metrics need the admin scope once keys exist.
+  const open = { config: { scope: 'public' } } as const;
 
-  app.get('/readyz', async (_req, reply) => {
-    const r = ctx.readiness();
-    if (!r.ready) return reply.code(503).send({ status: 'unavailable', node: ctx.nodeId, reason: r.reason });
-    return { status: 'ready', node: ctx.nodeId };
+  app.get('/healthz', open, async () => ({ status: 'ok', node: ctx.nodeId }));
+
+  // ?role=ingest (the default): this node takes POST /v1/requests; ?role=work: it serves the
+  // processing API and reads requests (save mode). One backend per role in the load balancer.
+  app.get<{ Querystring: { role?: string } }>('/readyz', open, async (req, reply) => {
+    const role = req.query.role ?? 'ingest';
+    if (role !== 'ingest' && role !== 'work') throw Errors.badRequest('role must be ingest or work');
+    const r = ctx.readiness(role);
+    if (!r.ready) return reply.code(503).send({ status: 'unavailable', node: ctx.nodeId, role, reason: r.reason });
+    return { status: 'ready', node: ctx.nodeId, role };
   });
 
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', { config: { scope: 'admin' } }, async (_req, reply) => {
     void reply.header('content-type', ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });

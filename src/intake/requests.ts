@@ -9,26 +9,41 @@ import { encodeRequestRecord } from '../spool/records.js';
 import type { CallbackState, StoredRequest } from '../store/store.js';
 import type { RouteContext } from '../http/context.js';
 import { isRequestId } from '../http/ids.js';
+import { RecentKeys } from './idempotency.js';
 import { newRequestId } from './ids.js';
 import { validateIdempotencyKey, validateNewRequest } from './validate.js';
 
-/** Until API keys exist (docs/operations.md), every request belongs to this tenant. */
-export const DEFAULT_TENANT = 'default';
-
 export function registerRequestRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  app.post('/v1/requests', async (req, reply) => {
+  const recent = new RecentKeys();
+  // A client's own requests: the submit scope, within the key's tenant.
+  const config = { scope: 'submit' } as const;
+
+  app.post('/v1/requests', { config }, async (req, reply) => {
     try {
       const spool = ctx.spool();
       if (!spool) throw Errors.notAccepting(`node ${ctx.nodeId} does not accept requests in its current mode`);
       const idempotencyKey = validateIdempotencyKey(req.headers['idempotency-key']);
       const body = validateNewRequest(req.body, (h) => ctx.refuseAddress(h));
-      const tenant = DEFAULT_TENANT;
-      const id = newRequestId(tenant, idempotencyKey);
+      const tenant = req.principal.tenant;
+      const id = newRequestId(tenant, idempotencyKey, ctx.idSecret);
+      const fingerprint = idempotencyKey === null ? null : RecentKeys.fingerprint(body);
+      if (fingerprint !== null) {
+        const before = recent.get(id);
+        if (before !== undefined && before !== fingerprint) {
+          throw Errors.idempotencyConflict(`Idempotency-Key ${JSON.stringify(idempotencyKey)} was used for a different request; use a new key for a new request`);
+        }
+        recent.remember(id, fingerprint);
+      }
       const record = encodeRecord(
         RecordKind.request,
         encodeRequestRecord({ id, tenant, idempotencyKey, receivedAt: Date.now(), node: ctx.nodeId, ...body }),
       );
-      await spool.append(record);
+      try {
+        await spool.append(record);
+      } catch (err) {
+        if (fingerprint !== null) recent.forget(id, fingerprint); // nothing was accepted under it
+        throw err;
+      }
       ctx.metrics.requests.inc({ outcome: 'accepted' });
       ctx.noteAccepted();
       const statusUrl = `/v1/requests/${id}`;
@@ -39,14 +54,14 @@ export function registerRequestRoutes(app: FastifyInstance, ctx: RouteContext): 
     }
   });
 
-  app.get<{ Params: { id: string } }>('/v1/requests/:id', async (req) => {
+  app.get<{ Params: { id: string } }>('/v1/requests/:id', { config }, async (req) => {
     const store = ctx.store();
     if (!store) throw Errors.notSaveMode(`node ${ctx.nodeId} does not read the database in its current mode; ask a save-mode node`);
     const { id } = req.params;
     const row = isRequestId(id) ? await store.getRequest(id) : null;
     // Not in the database yet may also mean "accepted, still in the spool": a sealed segment
-    // reaches the database within about a second.
-    if (!row) throw Errors.notFound(`request ${id} is not in the database (yet)`);
+    // reaches the database within about a second. Another tenant's request is not found either.
+    if (!row || row.tenant !== req.principal.tenant) throw Errors.notFound(`request ${id} is not in the database (yet)`);
     return present(row, await store.getCallback(id));
   });
 }

@@ -26,6 +26,7 @@ export class ClusterControl {
   private readonly log: Logger;
   private readonly roles: Roles;
   private readonly state: () => NodeState;
+  private readonly everyStep: (() => Promise<void>) | undefined;
   private readonly membership: Membership;
   private readonly duties: LeaderDuties;
   private heartbeat: HeartbeatPublisher | null = null;
@@ -34,7 +35,8 @@ export class ClusterControl {
   private running: Promise<void> | null = null;
   private closed = false;
 
-  constructor(o: { config: Config; log: Logger; roles: Roles; state: () => NodeState }) {
+  constructor(o: { config: Config; log: Logger; roles: Roles; state: () => NodeState; everyStep?: () => Promise<void> }) {
+    this.everyStep = o.everyStep;
     this.c = o.config;
     this.log = o.log;
     this.roles = o.roles;
@@ -101,6 +103,7 @@ export class ClusterControl {
   private async run(): Promise<void> {
     const c = this.c;
     let changed = false;
+    await this.everyStep?.();
     const drained = await isDrained(c.spool, c.nodeId);
     if (drained !== this.drained) {
       this.drained = drained;

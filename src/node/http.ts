@@ -2,15 +2,16 @@
 // explicit timeouts. Route groups (intake/, work/) know only src/http/, never each other.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { Errors, IntakeError, errorBody } from '../errors.js';
+import { registerAuth, type Authenticator } from '../http/auth.js';
 import type { RouteContext } from '../http/context.js';
+import { clientErrorHandler, frameworkErrors } from '../http/client-errors.js';
+import { applyLimits, nodeServerOptions, type HttpLimits } from '../http/limits.js';
 import { registerHealthRoutes } from '../intake/health.js';
 import { registerRequestRoutes } from '../intake/requests.js';
 import { registerWorkRoutes } from '../work/routes.js';
 
-export interface ServerOptions {
+export interface ServerOptions extends HttpLimits {
   bodyLimitBytes: number;
-  requestTimeoutMs: number;
-  headersTimeoutMs: number;
   keepAliveTimeoutMs: number;
 }
 
@@ -32,18 +33,16 @@ function toIntakeError(err: FastifyError): IntakeError {
   return Errors.internal('internal error', { cause: err });
 }
 
-export async function buildServer(ctx: RouteContext, opts: ServerOptions): Promise<FastifyInstance> {
+export async function buildServer(ctx: RouteContext, auth: Authenticator, opts: ServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: ctx.log as FastifyBaseLogger,
     // nothing logged per request on the hot path; errors are logged below
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimitBytes,
-    // Payloads are the clients' data, stored as sent: a key named __proto__ or constructor is
-    // legal JSON and must not cost a 400. It is safe here because bodies are only validated and
-    // serialised again, never merged into other objects (JSON.parse makes __proto__ an own key).
-    // Plain JSON.parse is also cheaper than the poisoning scan.
-    onProtoPoisoning: 'ignore',
-    onConstructorPoisoning: 'ignore',
+    // Abuse limits and the answers of the HTTP layer (src/http/limits.ts, client-errors.ts).
+    http: nodeServerOptions(opts),
+    clientErrorHandler: clientErrorHandler({ limits: opts, log: ctx.log, metrics: ctx.metrics }),
+    frameworkErrors,
     requestTimeout: opts.requestTimeoutMs,
     keepAliveTimeout: opts.keepAliveTimeoutMs,
     connectionTimeout: opts.requestTimeoutMs + opts.headersTimeoutMs,
@@ -51,10 +50,9 @@ export async function buildServer(ctx: RouteContext, opts: ServerOptions): Promi
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true },
   });
-  // Slow or stuck clients are cut off: headers must arrive within headersTimeoutMs.
-  app.server.headersTimeout = opts.headersTimeoutMs;
   // The API speaks JSON only: anything else is a 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain');
+  applyLimits(app, opts, { log: ctx.log, metrics: ctx.metrics });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const e = toIntakeError(err);
@@ -66,6 +64,7 @@ export async function buildServer(ctx: RouteContext, opts: ServerOptions): Promi
     void reply.code(404).send(errorBody(Errors.routeNotFound(`no route ${req.method} ${req.url.split('?')[0]}`)));
   });
 
+  registerAuth(app, auth);
   registerHealthRoutes(app, ctx);
   registerRequestRoutes(app, ctx);
   registerWorkRoutes(app, ctx);

@@ -13,7 +13,11 @@
 import { promises as fsp } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
-import type { Config, Mode } from '../config.js';
+import { isLoopback, type Config, type Mode } from '../config.js';
+import { readKeys } from '../cluster/keys.js';
+import { Errors } from '../errors.js';
+import { Authenticator } from '../http/auth.js';
+import { loadIdSecret } from '../intake/ids.js';
 import { heartbeatPath } from '../cluster/paths.js';
 import { register } from '../cluster/register.js';
 import { createMetrics, type Metrics } from '../metrics.js';
@@ -43,6 +47,7 @@ export class IntakeNode {
   private readonly control: ClusterControl;
   private readonly loop: LoopMonitor;
   private secrets: SecretSource | null = null;
+  private readonly auth = new Authenticator();
   private retrier: CallbackRetrier | null = null;
   private lock: NodeLock | null = null;
   private server: FastifyInstance | null = null;
@@ -69,11 +74,13 @@ export class IntakeNode {
       config,
       log: this.log,
       roles: this.roles,
+      // A new or revoked key counts on this node within one control step.
+      everyStep: async () => this.auth.update(await readKeys(config.spool)),
       state: () => ({
         seq: this.seq,
         version: packageVersion,
         url: this.url,
-        ready: this.readiness().ready,
+        ready: this.readiness('ingest').ready,
         idleMs: this.lastAcceptedAt === null ? null : Math.round(performance.now() - this.lastAcceptedAt),
         accepted: this.accepted,
         startedAt: this.startedAt,
@@ -97,6 +104,14 @@ export class IntakeNode {
       onCompromised: (err) => this.onLockLost(err),
     });
     try {
+      this.auth.update(await readKeys(c.spool));
+      // Safe by default: without keys a node is open, which only a loopback address makes safe.
+      if (!this.auth.enabled && !isLoopback(c.host) && !c.insecureNoAuth) {
+        throw Errors.badConfig(
+          `refusing to listen on ${c.host} without API keys: create one (intake keys create --tenant T --scope submit --spool ${c.spool}), listen on 127.0.0.1, or pass --insecure-no-auth`,
+        );
+      }
+      const idSecret = await loadIdSecret(c.spool);
       this.secrets = await loadSecrets(c.spool);
       this.seq = await register(c.spool, c.nodeId);
       const target = await this.control.initialMode();
@@ -119,7 +134,8 @@ export class IntakeNode {
           spool: () => this.roles.writer,
           store: () => this.roles.store,
           work: () => this.roles.work,
-          readiness: () => this.readiness(),
+          readiness: (role) => this.readiness(role),
+          idSecret,
           noteAccepted: () => {
             this.accepted++;
             this.lastAcceptedAt = performance.now();
@@ -127,6 +143,7 @@ export class IntakeNode {
           refuseAddress: (h) => this.guard.refuse(h),
           noteCompleted: () => this.roles.dispatcher?.poke(),
         },
+        this.auth,
         c,
       );
       this.url = await this.server.listen({ host: c.host, port: c.port });
@@ -156,9 +173,10 @@ export class IntakeNode {
     return this.secrets;
   }
 
-  readiness(): { ready: boolean; reason?: string } {
+  readiness(role: 'ingest' | 'work' = 'ingest'): { ready: boolean; reason?: string } {
     if (this.stopping) return { ready: false, reason: 'shutting down' };
     if (this.control.drained) return { ready: false, reason: 'drained by an operator' };
+    if (role === 'work') return this.roles.work ? { ready: true } : { ready: false, reason: `mode ${this.mode} does not serve the processing API` };
     const w = this.roles.writer;
     if (!w) return { ready: false, reason: `mode ${this.mode} does not accept requests` };
     if (!w.healthy) return { ready: false, reason: `spool not writable (${w.lastError})` };

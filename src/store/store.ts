@@ -49,6 +49,8 @@ export interface ClaimedWork {
 export interface LeaseItem {
   id: string;
   leaseToken: string;
+  /** The caller's tenant: a request of another tenant is not found. */
+  tenant: string;
 }
 
 /** A completion: the result (JSON text) and the callback the outbox will send for it. */
@@ -89,10 +91,10 @@ export interface Store {
 
   // Processing API (schema v2). Claims are safe with many concurrent workers on both engines.
   // Completes and releases take batches: the work API group-commits what arrives together.
-  /** Lanes that have claimable work (pending, or claimed with an expired lease), for round-robin claims. */
-  claimableLanes(): Promise<(string | null)[]>;
-  /** Lease up to `limit` claimable requests of `lane` (expired leases count), each under its own fresh lease token. */
-  claimWork(o: { lane: string | null; limit: number; leaseMs: number }): Promise<ClaimedWork[]>;
+  /** The tenant's lanes that have claimable work (pending, or claimed with an expired lease), for round-robin claims. */
+  claimableLanes(tenant: string): Promise<(string | null)[]>;
+  /** Lease up to `limit` claimable requests of the tenant's `lane` (expired leases count), each under its own fresh lease token. */
+  claimWork(o: { tenant: string; lane: string | null; limit: number; leaseMs: number }): Promise<ClaimedWork[]>;
   /**
    * Complete claimed requests, each with its callback in the outbox, in one transaction; one
    * outcome per item, in order. Items must have distinct ids.
@@ -100,7 +102,7 @@ export interface Store {
   completeWork(items: CompleteItem[]): Promise<LeaseOutcome[]>;
   /** Return claimed requests to the queue; one outcome per item, in order. Items must have distinct ids. */
   releaseWork(items: LeaseItem[]): Promise<LeaseOutcome[]>;
-  extendWork(id: string, leaseToken: string, leaseMs: number): Promise<LeaseOutcome>;
+  extendWork(item: LeaseItem, leaseMs: number): Promise<LeaseOutcome>;
 
   // Callback outbox.
   /** Lease due pending callbacks for sending (a sender that dies releases them when the lease ends). */

@@ -53,8 +53,8 @@ export class WorkApi implements WorkRole {
     return this.count('release', await this.releases.submitMany(items));
   }
 
-  extend(id: string, leaseToken: string, leaseMs: number): Promise<LeaseOutcome> {
-    return this.store.extendWork(id, leaseToken, leaseMs);
+  extend(item: LeaseItem, leaseMs: number): Promise<LeaseOutcome> {
+    return this.store.extendWork(item, leaseMs);
   }
 
   private count(op: string, outcomes: LeaseOutcome[]): LeaseOutcome[] {

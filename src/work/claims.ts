@@ -1,10 +1,10 @@
 // Claims that arrive together are answered by one store claim: while a claim runs, later ones
-// of the same kind (lane choice and lease length) wait, then go to the store as one claim for
+// of the same kind (tenant, lane choice and lease length) wait, then go to the store as one claim for
 // the sum of their limits, and the rows are dealt out in arrival order. On PostgreSQL that is
 // one round trip instead of one per worker; a claim of N costs about what a claim of 1 costs.
 // Every row carries its own lease token, so dealing rows to different workers is safe.
 import type { ClaimedWork } from '../store/store.js';
-import type { LaneClaimer } from './lanes.js';
+import type { LaneClaim, LaneClaimer } from './lanes.js';
 
 interface Waiter {
   limit: number;
@@ -17,12 +17,7 @@ interface Group {
   waiting: Waiter[];
 }
 
-export interface ClaimRequest {
-  limit: number;
-  leaseMs: number;
-  /** A lane, null for the unnamed lane, undefined for round-robin across lanes. */
-  lane?: string | null;
-}
+export type ClaimRequest = LaneClaim;
 
 export class ClaimCoalescer {
   private readonly claimer: LaneClaimer;
@@ -37,7 +32,9 @@ export class ClaimCoalescer {
   }
 
   claim(r: ClaimRequest): Promise<ClaimedWork[]> {
-    const key = `${r.lane === undefined ? '*' : r.lane === null ? '-' : `=${r.lane}`}|${r.leaseMs}`;
+    // Only claims that would ask the store the same question merge: one tenant, one lane choice,
+    // one set of allowed lanes, one lease length.
+    const key = JSON.stringify([r.tenant, r.lane === undefined ? '*' : r.lane, r.allowed ?? null, r.leaseMs]);
     let g = this.groups.get(key);
     if (!g) this.groups.set(key, (g = { running: false, waiting: [] }));
     const group = g;
@@ -58,7 +55,7 @@ export class ClaimCoalescer {
       }
       this.onClaim?.(batch.length);
       try {
-        const rows = await this.claimer.claim({ limit, leaseMs: r.leaseMs, ...(r.lane === undefined ? {} : { lane: r.lane }) });
+        const rows = await this.claimer.claim({ ...r, limit });
         let at = 0;
         for (const w of batch) {
           w.resolve(rows.slice(at, at + w.limit));

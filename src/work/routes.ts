@@ -46,9 +46,9 @@ function check(outcome: LeaseOutcome, id: string): void {
 }
 
 /** A completion as the store takes it. The callback body is fixed now, so every attempt sends the same bytes under the same webhook-id. */
-function completion(id: string, leaseToken: string, result: unknown): CompleteItem {
+function completion(tenant: string, id: string, leaseToken: string, result: unknown): CompleteItem {
   const body = JSON.stringify({ type: COMPLETED_EVENT, timestamp: new Date().toISOString(), data: { id, status: 'completed', result } });
-  return { id, leaseToken, result: JSON.stringify(result), callback: { id: webhookIdFor(id), body } };
+  return { id, tenant, leaseToken, result: JSON.stringify(result), callback: { id: webhookIdFor(id), body } };
 }
 
 /** The items of a batch: a malformed batch is refused whole, before anything is written. */
@@ -118,57 +118,64 @@ export function registerWorkRoutes(app: FastifyInstance, ctx: RouteContext): voi
     return w;
   };
 
-  app.post('/v1/work/claim', async (req) => {
+  // Every route here needs the process scope; the tenant comes from the caller's key.
+  const config = { scope: 'process' } as const;
+
+  app.post('/v1/work/claim', { config }, async (req) => {
     const w = work();
     const b = object(req.body);
     const limit = intIn(b.limit, 'limit', 1, MAX_CLAIM, 1);
     const leaseMs = intIn(b.lease_seconds, 'lease_seconds', 1, MAX_LEASE_S, 60) * 1000;
     if (b.lane !== undefined && b.lane !== null && typeof b.lane !== 'string') throw Errors.badRequest('lane must be a string');
-    const items = await w.claim({ limit, leaseMs, ...(b.lane === undefined ? {} : { lane: b.lane as string | null }) });
+    const { tenant, lanes: allowed } = req.principal;
+    if (b.lane !== undefined && allowed !== null && (b.lane === null || !allowed.includes(b.lane as string))) {
+      throw Errors.forbidden(`this API key may claim only from the lanes ${allowed.join(', ')}`);
+    }
+    const items = await w.claim({ tenant, limit, leaseMs, allowed, ...(b.lane === undefined ? {} : { lane: b.lane as string | null }) });
     return { items: items.map(present) };
   });
 
-  app.post<{ Params: { id: string } }>('/v1/work/:id/complete', async (req) => {
+  app.post<{ Params: { id: string } }>('/v1/work/:id/complete', { config }, async (req) => {
     const w = work();
     const b = object(req.body);
     const t = token(b);
     if (b.result === undefined) throw Errors.badRequest('result is required');
     const id = requestId(req.params.id);
-    const [outcome] = await w.complete([completion(id, t, b.result)]);
+    const [outcome] = await w.complete([completion(req.principal.tenant, id, t, b.result)]);
     check(outcome!, id);
     ctx.noteCompleted();
     return { id, status: 'completed' };
   });
 
-  app.post('/v1/work/complete', async (req) => {
+  app.post('/v1/work/complete', { config }, async (req) => {
     const w = work();
-    const items = batchItems(req.body, true).map((it) => completion(it.id, it.leaseToken, it.result));
+    const items = batchItems(req.body, true).map((it) => completion(req.principal.tenant, it.id, it.leaseToken, it.result));
     const answer = await perItem(items, (valid) => w.complete(valid), 'completed');
     ctx.noteCompleted();
     return answer;
   });
 
-  app.post<{ Params: { id: string } }>('/v1/work/:id/release', async (req) => {
+  app.post<{ Params: { id: string } }>('/v1/work/:id/release', { config }, async (req) => {
     const w = work();
     const b = object(req.body);
     const id = requestId(req.params.id);
-    const [outcome] = await w.release([{ id, leaseToken: token(b) }]);
+    const [outcome] = await w.release([{ id, tenant: req.principal.tenant, leaseToken: token(b) }]);
     check(outcome!, id);
     return { id, status: 'pending' };
   });
 
-  app.post('/v1/work/release', async (req) => {
+  app.post('/v1/work/release', { config }, async (req) => {
     const w = work();
-    const items = batchItems(req.body, false).map((it) => ({ id: it.id, leaseToken: it.leaseToken }));
+    const items = batchItems(req.body, false).map((it) => ({ id: it.id, tenant: req.principal.tenant, leaseToken: it.leaseToken }));
     return perItem(items, (valid) => w.release(valid), 'pending');
   });
 
-  app.post<{ Params: { id: string } }>('/v1/work/:id/extend', async (req) => {
+  app.post<{ Params: { id: string } }>('/v1/work/:id/extend', { config }, async (req) => {
     const w = work();
     const b = object(req.body);
     const leaseMs = intIn(b.lease_seconds, 'lease_seconds', 1, MAX_LEASE_S, 60) * 1000;
     const id = requestId(req.params.id);
-    check(await w.extend(id, token(b), leaseMs), id);
+    check(await w.extend({ id, tenant: req.principal.tenant, leaseToken: token(b) }, leaseMs), id);
     return { id, status: 'claimed', lease_expires_at: new Date(Date.now() + leaseMs).toISOString() };
   });
 }

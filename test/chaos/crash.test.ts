@@ -50,7 +50,7 @@ test('a leftover open segment whose seal claim a dead process left is sealed and
     mkdirSync(`${dir}.lock`);
     const segment = uuidv7();
     const keys = Array.from({ length: 20 }, (_, i) => `leftover-${i}`);
-    const acked = new Map(keys.map((k) => [k, newRequestId('default', k)] as const));
+    const acked = new Map(keys.map((k) => [k, newRequestId('default', k, Buffer.from('crash-test-id-secret'))] as const));
     const records = keys.map((k) =>
       encodeRecord(
         RecordKind.request,

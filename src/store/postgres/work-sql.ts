@@ -4,20 +4,20 @@ import { claimableLanesSql } from '../lanes-sql.js';
 
 const ms = (col: string) => `(extract(epoch FROM ${col}) * 1000)::float8`;
 
-// ORDER BY lane first, although the lane is fixed: PostgreSQL does not take \`lane IS NULL\` as an
-// equality, so only this spelling matches requests_claim_order (status, lane, received_at, id)
+// ORDER BY tenant and lane first, although both are fixed: PostgreSQL does not take \`lane IS NULL\` as an
+// equality, so only this spelling matches requests_claim_tenant (status, tenant, lane, received_at, id)
 // and lets the scan stop after LIMIT rows instead of sorting every pending row of the lane.
 // Each row gets its own lease token, so items of one claim handed to different workers never share one.
 const claimSql = (lanePredicate: string) => `UPDATE requests r SET status = 'claimed', lease_token = gen_random_uuid(),
       lease_expires_at = now() + $1 * interval '1 millisecond', attempts = r.attempts + 1
-    FROM (SELECT id FROM requests WHERE status = 'pending' AND ${lanePredicate}
-          AND (not_before IS NULL OR not_before <= now()) ORDER BY lane, received_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) c
+    FROM (SELECT id FROM requests WHERE status = 'pending' AND tenant = $4 AND ${lanePredicate}
+          AND (not_before IS NULL OR not_before <= now()) ORDER BY tenant, lane, received_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) c
     WHERE r.id = c.id
     RETURNING r.id::text, r.tenant, r.lease_token::text, ${ms('r.lease_expires_at')} AS lease_expires_ms, r.attempts, r.lane,
       ${ms('r.received_at')} AS received_ms, r.callback_url, r.payload::text AS payload, r.metadata::text AS metadata`;
 
 export const workSql = {
-  claimableLanes: claimableLanesSql('now()', 'NULL::text'),
+  claimableLanes: claimableLanesSql('now()', 'NULL::text', '$1'),
   reapLeases: `UPDATE requests SET status = 'pending', lease_token = NULL, lease_expires_at = NULL
     WHERE id IN (SELECT id FROM requests WHERE status = 'claimed' AND lease_expires_at < now() FOR UPDATE SKIP LOCKED)`,
   // Two forms of the claim, so the lane test is an equality (or IS NULL) the index
@@ -29,11 +29,11 @@ export const workSql = {
   // data-modifying CTE runs to completion whether or not the outer query reads it. Items have
   // distinct ids (the work API never batches one id twice).
   complete: `WITH input AS (
-      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[]) AS u(id, token, result, cb_id, cb_body)),
+      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(id, token, result, cb_id, cb_body, tenant)),
     done AS (
       UPDATE requests r SET status = 'completed', result = i.result::jsonb, completed_at = now(), lease_token = NULL, lease_expires_at = NULL
       FROM input i
-      WHERE r.id = i.id AND r.status = 'claimed' AND r.lease_token = i.token AND r.lease_expires_at >= now()
+      WHERE r.id = i.id AND r.tenant = i.tenant AND r.status = 'claimed' AND r.lease_token = i.token AND r.lease_expires_at >= now()
       RETURNING r.id, r.tenant, r.callback_url),
     outbox AS (
       INSERT INTO callbacks (id, request_id, tenant, url, body, status, attempts, next_attempt_at)
@@ -41,13 +41,13 @@ export const workSql = {
       ON CONFLICT (id) DO NOTHING)
     SELECT id::text FROM done`,
   release: `UPDATE requests r SET status = 'pending', lease_token = NULL, lease_expires_at = NULL
-    FROM unnest($1::uuid[], $2::uuid[]) AS i(id, token)
-    WHERE r.id = i.id AND r.status = 'claimed' AND r.lease_token = i.token AND r.lease_expires_at >= now()
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS i(id, token, tenant)
+    WHERE r.id = i.id AND r.tenant = i.tenant AND r.status = 'claimed' AND r.lease_token = i.token AND r.lease_expires_at >= now()
     RETURNING r.id::text`,
   extend: `UPDATE requests SET lease_expires_at = now() + $3 * interval '1 millisecond'
-    WHERE id = $1 AND status = 'claimed' AND lease_token = $2 AND lease_expires_at >= now()`,
-  exists: `SELECT 1 FROM requests WHERE id = $1`,
-  existing: `SELECT id::text FROM requests WHERE id = ANY($1::uuid[])`,
+    WHERE id = $1 AND tenant = $4 AND status = 'claimed' AND lease_token = $2 AND lease_expires_at >= now()`,
+  exists: `SELECT 1 FROM requests WHERE id = $1 AND tenant = $2`,
+  existing: `SELECT id::text, tenant FROM requests WHERE id = ANY($1::uuid[])`,
   // Each part one index range of callbacks_due (status, next_attempt_at): first the sends whose
   // lease ran out (a dispatcher died), then due pending rows, oldest first. One condition with
   // OR read and sorted the whole outbox on every claim.

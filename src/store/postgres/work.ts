@@ -1,6 +1,6 @@
 // Processing API and callback outbox on PostgreSQL.
 import type pg from 'pg';
-import type { CallbackState, ClaimedWork, LeaseOutcome, Store } from '../store.js';
+import type { CallbackState, ClaimedWork, LeaseItem, LeaseOutcome, Store } from '../store.js';
 import { workSql as sql } from './work-sql.js';
 
 type WorkPart = Pick<
@@ -14,19 +14,20 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const REAP_EVERY_MS = 250;
 
 export function postgresWork(pool: pg.Pool): WorkPart {
-  const outcomeOf = async (changes: number | null, id: string): Promise<LeaseOutcome> =>
-    (changes ?? 0) > 0 ? 'ok' : (await pool.query(sql.exists, [id])).rowCount ? 'conflict' : 'not-found';
-  /** Outcomes of a batch from the ids it changed: the rest are conflicts if the row exists, else not found. */
-  const outcomesOf = async (ids: string[], changed: Set<string>): Promise<LeaseOutcome[]> => {
-    const missing = ids.filter((id) => !changed.has(id));
-    const existing = missing.length === 0 ? new Set<string>() : new Set((await pool.query<{ id: string }>(sql.existing, [missing])).rows.map((r) => r.id));
-    return ids.map((id) => (changed.has(id) ? 'ok' : existing.has(id) ? 'conflict' : 'not-found'));
+  const outcomeOf = async (changes: number | null, it: LeaseItem): Promise<LeaseOutcome> =>
+    (changes ?? 0) > 0 ? 'ok' : (await pool.query(sql.exists, [it.id, it.tenant])).rowCount ? 'conflict' : 'not-found';
+  /** Outcomes of a batch from the ids it changed: the rest are conflicts if the row exists in the item's tenant, else not found. */
+  const outcomesOf = async (items: LeaseItem[], changed: Set<string>): Promise<LeaseOutcome[]> => {
+    const missing = items.filter((it) => !changed.has(it.id)).map((it) => it.id);
+    const tenantOf = new Map<string, string>();
+    if (missing.length > 0) for (const r of (await pool.query<{ id: string; tenant: string }>(sql.existing, [missing])).rows) tenantOf.set(r.id, r.tenant);
+    return items.map((it) => (changed.has(it.id) ? 'ok' : tenantOf.get(it.id) === it.tenant ? 'conflict' : 'not-found'));
   };
   let reapedAt = 0;
 
   return {
-    async claimableLanes() {
-      return (await pool.query<{ lane: string | null }>(sql.claimableLanes)).rows.map((r) => r.lane);
+    async claimableLanes(tenant) {
+      return (await pool.query<{ lane: string | null }>(sql.claimableLanes, [tenant])).rows.map((r) => r.lane);
     },
     async claimWork(o) {
       if (performance.now() - reapedAt >= REAP_EVERY_MS) {
@@ -45,7 +46,7 @@ export function postgresWork(pool: pg.Pool): WorkPart {
           callback_url: string;
           payload: string;
           metadata: string | null;
-        }>(o.lane === null ? sql.claimNoLane : sql.claimInLane, [o.leaseMs, o.lane, o.limit])
+        }>(o.lane === null ? sql.claimNoLane : sql.claimInLane, [o.leaseMs, o.lane, o.limit, o.tenant])
       ).rows;
       return rows
         .map(
@@ -75,29 +76,24 @@ export function postgresWork(pool: pg.Pool): WorkPart {
           valid.map((it) => it.result),
           valid.map((it) => it.callback.id),
           valid.map((it) => it.callback.body),
+          valid.map((it) => it.tenant),
         ]);
         for (const row of r.rows) changed.add(row.id);
       }
-      return outcomesOf(
-        items.map((it) => it.id),
-        changed,
-      );
+      return outcomesOf(items, changed);
     },
     async releaseWork(items) {
       const valid = items.filter((it) => UUID.test(it.leaseToken));
       const changed = new Set<string>();
       if (valid.length > 0) {
-        const r = await pool.query<{ id: string }>(sql.release, [valid.map((it) => it.id), valid.map((it) => it.leaseToken)]);
+        const r = await pool.query<{ id: string }>(sql.release, [valid.map((it) => it.id), valid.map((it) => it.leaseToken), valid.map((it) => it.tenant)]);
         for (const row of r.rows) changed.add(row.id);
       }
-      return outcomesOf(
-        items.map((it) => it.id),
-        changed,
-      );
+      return outcomesOf(items, changed);
     },
-    async extendWork(id, token, leaseMs) {
-      if (!UUID.test(token)) return outcomeOf(0, id);
-      return outcomeOf((await pool.query(sql.extend, [id, token, leaseMs])).rowCount, id);
+    async extendWork(it, leaseMs) {
+      if (!UUID.test(it.leaseToken)) return outcomeOf(0, it);
+      return outcomeOf((await pool.query(sql.extend, [it.id, it.leaseToken, leaseMs, it.tenant])).rowCount, it);
     },
     async claimCallbacks(o) {
       const rows = (

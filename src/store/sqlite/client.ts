@@ -138,8 +138,8 @@ export class SqliteThreadStore {
   countRequests() {
     return this.call<number>('countRequests', []);
   }
-  claimableLanes() {
-    return this.call<(string | null)[]>('claimableLanes', []);
+  claimableLanes(tenant: string) {
+    return this.call<(string | null)[]>('claimableLanes', [tenant]);
   }
   claimWork(o: Parameters<Store['claimWork']>[0]) {
     return this.call<Awaited<ReturnType<Store['claimWork']>>>('claimWork', [o]);
@@ -150,8 +150,8 @@ export class SqliteThreadStore {
   releaseWork(items: Parameters<Store['releaseWork']>[0]) {
     return this.call<Awaited<ReturnType<Store['releaseWork']>>>('releaseWork', [items]);
   }
-  extendWork(id: string, leaseToken: string, leaseMs: number) {
-    return this.call<Awaited<ReturnType<Store['extendWork']>>>('extendWork', [id, leaseToken, leaseMs]);
+  extendWork(item: Parameters<Store['extendWork']>[0], leaseMs: number) {
+    return this.call<Awaited<ReturnType<Store['extendWork']>>>('extendWork', [item, leaseMs]);
   }
   claimCallbacks(o: Parameters<Store['claimCallbacks']>[0]) {
     return this.call<Awaited<ReturnType<Store['claimCallbacks']>>>('claimCallbacks', [o]);

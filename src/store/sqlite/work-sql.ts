@@ -2,26 +2,26 @@
 import { claimableLanesSql } from '../lanes-sql.js';
 
 export const workSql = {
-  claimableLanes: claimableLanesSql('@now', 'NULL'),
+  claimableLanes: claimableLanesSql('@now', 'NULL', '@tenant'),
   reapLeases: `UPDATE requests SET status = 'pending', lease_token = NULL, lease_expires_at = NULL
     WHERE status = 'claimed' AND lease_expires_at < @now`,
   // The ids to claim; each row then gets its own lease token (claim), so items handed to
   // different workers never share one.
-  claimable: `SELECT id FROM requests WHERE status = 'pending' AND lane IS @lane
+  claimable: `SELECT id FROM requests WHERE status = 'pending' AND tenant = @tenant AND lane IS @lane
                  AND (not_before IS NULL OR not_before <= @now) ORDER BY received_at, id LIMIT @limit`,
   claim: `UPDATE requests SET status = 'claimed', lease_token = @token, lease_expires_at = @expires, attempts = attempts + 1
     WHERE id = @id
     RETURNING id, tenant, lease_token, lease_expires_at, attempts, lane, received_at, callback_url, payload, metadata`,
   complete: `UPDATE requests SET status = 'completed', result = @result, completed_at = @now, lease_token = NULL, lease_expires_at = NULL
-    WHERE id = @id AND status = 'claimed' AND lease_token = @token AND lease_expires_at >= @now
+    WHERE id = @id AND tenant = @tenant AND status = 'claimed' AND lease_token = @token AND lease_expires_at >= @now
     RETURNING tenant, callback_url`,
   insertCallback: `INSERT INTO callbacks (id, request_id, tenant, url, body, status, attempts, next_attempt_at, created_at, updated_at)
     VALUES (@id, @requestId, @tenant, @url, @body, 'pending', 0, @now, @now, @now) ON CONFLICT (id) DO NOTHING`,
   release: `UPDATE requests SET status = 'pending', lease_token = NULL, lease_expires_at = NULL
-    WHERE id = @id AND status = 'claimed' AND lease_token = @token AND lease_expires_at >= @now`,
+    WHERE id = @id AND tenant = @tenant AND status = 'claimed' AND lease_token = @token AND lease_expires_at >= @now`,
   extend: `UPDATE requests SET lease_expires_at = @expires
-    WHERE id = @id AND status = 'claimed' AND lease_token = @token AND lease_expires_at >= @now`,
-  exists: `SELECT 1 FROM requests WHERE id = ?`,
+    WHERE id = @id AND tenant = @tenant AND status = 'claimed' AND lease_token = @token AND lease_expires_at >= @now`,
+  exists: `SELECT 1 FROM requests WHERE id = @id AND tenant = @tenant`,
   // Two claims, each one index range of callbacks_due (status, next_attempt_at): first the
   // sends whose lease ran out (a dispatcher died), then due pending rows, oldest first. One
   // statement with OR scanned and sorted the whole table on every claim (half the

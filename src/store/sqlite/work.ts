@@ -35,14 +35,14 @@ export function sqliteWork(db: Database.Database): WorkPart {
     if (!s) cache.set(k, (s = db.prepare(sql[k])));
     return s;
   };
-  const outcomeOf = (changes: number, id: string): LeaseOutcome => (changes > 0 ? 'ok' : st('exists').get(id) ? 'conflict' : 'not-found');
+  const outcomeOf = (changes: number, id: string, tenant: string): LeaseOutcome => (changes > 0 ? 'ok' : st('exists').get({ id, tenant }) ? 'conflict' : 'not-found');
   let reapedAt = 0;
 
   type CallbackRow = { id: string; request_id: string; tenant: string; url: string; body: string; attempts: number };
 
   return {
-    claimableLanes() {
-      return (st('claimableLanes').all({ now: Date.now() }) as { lane: string | null }[]).map((r) => r.lane);
+    claimableLanes(tenant) {
+      return (st('claimableLanes').all({ now: Date.now(), tenant }) as { lane: string | null }[]).map((r) => r.lane);
     },
     claimWork(o) {
       const now = Date.now();
@@ -50,7 +50,7 @@ export function sqliteWork(db: Database.Database): WorkPart {
         reapedAt = now;
         st('reapLeases').run({ now });
       }
-      const ids = st('claimable').pluck().all({ lane: o.lane, now, limit: o.limit }) as string[];
+      const ids = st('claimable').pluck().all({ tenant: o.tenant, lane: o.lane, now, limit: o.limit }) as string[];
       const out: ClaimedWork[] = [];
       for (const id of ids) {
         const r = st('claim').get({ id, token: randomUUID(), expires: now + o.leaseMs }) as ClaimRow;
@@ -72,19 +72,21 @@ export function sqliteWork(db: Database.Database): WorkPart {
     completeWork(items) {
       const now = Date.now();
       return items.map((it): LeaseOutcome => {
-        const row = st('complete').get({ id: it.id, token: it.leaseToken, result: it.result, now }) as { tenant: string; callback_url: string } | undefined;
-        if (!row) return outcomeOf(0, it.id);
+        const row = st('complete').get({ id: it.id, tenant: it.tenant, token: it.leaseToken, result: it.result, now }) as
+          | { tenant: string; callback_url: string }
+          | undefined;
+        if (!row) return outcomeOf(0, it.id, it.tenant);
         st('insertCallback').run({ id: it.callback.id, requestId: it.id, tenant: row.tenant, url: row.callback_url, body: it.callback.body, now });
         return 'ok';
       });
     },
     releaseWork(items) {
       const now = Date.now();
-      return items.map((it) => outcomeOf(st('release').run({ id: it.id, token: it.leaseToken, now }).changes, it.id));
+      return items.map((it) => outcomeOf(st('release').run({ id: it.id, tenant: it.tenant, token: it.leaseToken, now }).changes, it.id, it.tenant));
     },
-    extendWork(id, token, leaseMs) {
+    extendWork(it, leaseMs) {
       const now = Date.now();
-      return outcomeOf(st('extend').run({ id, token, now, expires: now + leaseMs }).changes, id);
+      return outcomeOf(st('extend').run({ id: it.id, tenant: it.tenant, token: it.leaseToken, now, expires: now + leaseMs }).changes, it.id, it.tenant);
     },
     claimCallbacks(o) {
       const now = Date.now();
