@@ -16,7 +16,6 @@
 // callbacks these completions make go to the same receiver meanwhile, as in production.
 import { randomUUID } from 'node:crypto';
 import { copyFileSync, existsSync } from 'node:fs';
-import http from 'node:http';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import autocannon from 'autocannon';
@@ -24,23 +23,12 @@ import pg from 'pg';
 import { openStore } from '../src/store/open.js';
 import type { Store } from '../src/store/store.js';
 import { COMPLETED_EVENT, webhookIdFor } from '../src/work/routes.js';
-import { CpuMeter, percentile, processTicks, removeDir, Samples, say, settleDisk, sleep, startScript, startTrackedDaemon, stopChild, tempDir } from './common.js';
+import { CpuMeter, percentile, processTicks, removeDir, Samples, say, sayWarnings, settleDisk, startScript, startTrackedDaemon, stopChild, tempDir } from './common.js';
 import { makeRecord } from './drain.js';
 import type { BenchPg } from './pg.js';
+import { runWorkers, sampleResult } from './work-loop.js';
 
 export type Engine = 'sqlite' | 'postgres';
-
-/** What a processor sends back: a ~300-byte result, so a callback body is ~500 bytes. */
-export function sampleResult(i = 0): Record<string, unknown> {
-  return {
-    decision: 'approved',
-    reviewer: 'ops-bot-7',
-    score: 0.93,
-    reference: `rev_${(100000 + i).toString(36)}_c41e`,
-    notes: 'Address verified against the carrier database; Saturday delivery confirmed with the customer by phone.',
-    checks: ['address', 'payment', 'fraud-score', 'stock'],
-  };
-}
 
 /** The callback body exactly as POST /v1/work/:id/complete builds it (src/work/routes.ts). */
 export function callbackBody(id: string, result: unknown): string {
@@ -54,7 +42,7 @@ const wallNow = () => performance.timeOrigin + performance.now();
  * set, becomes their NODE_OPTIONS (say --require of a module that starts node:inspector's profiler;
  * --cpu-prof itself is not allowed in NODE_OPTIONS).
  */
-function daemonEnv(): Record<string, string> {
+export function daemonEnv(): Record<string, string> {
   const env: Record<string, string> = { INTAKE_CALLBACK_ALLOW_CIDRS: '127.0.0.1/32' };
   if (process.env.INTAKE_BENCH_DAEMON_NODE_OPTIONS) env.NODE_OPTIONS = process.env.INTAKE_BENCH_DAEMON_NODE_OPTIONS;
   return env;
@@ -138,7 +126,7 @@ export class Receiver {
  * n pending requests, received one per millisecond up to now (claims go oldest first, by
  * received_at then id: a backlog that all arrived in the same millisecond would be one big tie).
  */
-async function insertBacklog(store: Store, n: number, callbackUrl: string): Promise<void> {
+export async function insertBacklog(store: Store, n: number, callbackUrl: string): Promise<void> {
   const now = Date.now();
   for (let i = 0; i < n; i += 5000) {
     const recs: ReturnType<typeof makeRecord>[] = [];
@@ -172,7 +160,7 @@ async function prepareOutbox(store: Store, n: number, callbackUrl: string, concu
 }
 
 /** Run `fn` with synchronous_commit off for new connections to the database of `url` (untimed preparation only). */
-async function withAsyncCommit<T>(pgs: BenchPg, url: string, fn: () => Promise<T>): Promise<T> {
+export async function withAsyncCommit<T>(pgs: BenchPg, url: string, fn: () => Promise<T>): Promise<T> {
   const name = new URL(url).pathname.slice(1);
   const admin = new pg.Client({ connectionString: pgs.server.adminUrl });
   await admin.connect();
@@ -288,11 +276,7 @@ export async function runDelivery(engine: Engine, o: DeliveryOptions, receiver: 
       const seconds = (end - t0) / 1000;
       const daemonCpu = daemonTicks / seconds;
       if (at === null) say(`callbacks (${engine}): only ${st.count} of ${o.callbacks} callbacks arrived within ${o.timeoutS} s`);
-      const warnings = d
-        .output()
-        .split('\n')
-        .filter((l) => /"level":(40|50|60)/.test(l));
-      if (warnings.length) say(`callbacks (${engine}): ${warnings.length} warning/error log lines, first: ${warnings[0]!.slice(0, 300)}`);
+      sayWarnings(`callbacks (${engine})`, d);
       const received = at === null ? st.count : o.callbacks;
       return {
         engine,
@@ -416,34 +400,6 @@ export interface RoundTripOptions {
   seconds: number;
 }
 
-function postJson(agent: http.Agent, base: string, path: string, body: unknown): Promise<{ status: number; json: unknown }> {
-  const data = Buffer.from(JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      `${base}${path}`,
-      { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': String(data.length) }, timeout: 30_000 },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown = null;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = text;
-          }
-          resolve({ status: res.statusCode ?? 0, json });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end(data);
-  });
-}
-
 export async function runRoundTrips(engine: Engine, o: RoundTripOptions, receiver: Receiver, pgs: BenchPg | null): Promise<RoundTripResult> {
   const dir = tempDir(`intake-bench-work-${engine}-`);
   const hook = `${receiver.url}/hooks/intake`;
@@ -472,89 +428,31 @@ export async function runRoundTrips(engine: Engine, o: RoundTripOptions, receive
       args: ['--stop-idle-ms', '100'],
       env: daemonEnv(),
     });
-    const agent = new http.Agent({ keepAlive: true, maxSockets: o.workers });
     try {
       say(`work (${engine}): ${o.workers} workers, claim (limit 1) + complete over HTTP, ${o.warmupS} s warm-up + ${o.seconds} s`);
-      const rt = new Samples();
-      const claimLat = new Samples();
-      const completeLat = new Samples();
-      const errors: Record<string, number> = {};
-      let empty = 0;
-      const tStart = performance.now();
-      const ws = tStart + o.warmupS * 1000;
-      const we = ws + o.seconds * 1000;
-      let meter: CpuMeter | null = null;
+      const ws = performance.now() + o.warmupS * 1000;
+      const meter = new CpuMeter([process.pid], [pgs && engine === 'postgres' ? pgs.pid : undefined]);
       let daemon0 = 0;
-      const note = (what: string) => (errors[what] = (errors[what] ?? 0) + 1);
-      const worker = async (w: number) => {
-        let i = 0;
-        while (performance.now() < we) {
-          if (!meter && performance.now() >= ws) {
-            meter = new CpuMeter([process.pid], [pgs && engine === 'postgres' ? pgs.pid : undefined]);
-            meter.start();
-            daemon0 = processTicks(d.proc.pid);
-          }
-          const t = performance.now();
-          let c: { status: number; json: unknown };
-          try {
-            c = await postJson(agent, d.url, '/v1/work/claim', { limit: 1, lease_seconds: 60 });
-          } catch (err) {
-            note(`claim: ${(err as Error).message}`);
-            await sleep(10);
-            continue;
-          }
-          if (c.status !== 200) {
-            note(`claim ${c.status}`);
-            await sleep(10);
-            continue;
-          }
-          const item = (c.json as { items?: { id: string; lease_token: string }[] }).items?.[0];
-          if (!item) {
-            empty++;
-            await sleep(5);
-            continue;
-          }
-          const t1 = performance.now();
-          let r: { status: number; json: unknown };
-          try {
-            r = await postJson(agent, d.url, `/v1/work/${item.id}/complete`, { lease_token: item.lease_token, result: sampleResult(w * 1_000_000 + i++) });
-          } catch (err) {
-            note(`complete: ${(err as Error).message}`);
-            continue;
-          }
-          const t2 = performance.now();
-          if (r.status !== 200) {
-            note(`complete ${r.status}`);
-            continue;
-          }
-          if (t2 >= ws && t2 <= we) {
-            rt.add(t2 - t);
-            claimLat.add(t1 - t);
-            completeLat.add(t2 - t1);
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: o.workers }, (_, w) => worker(w)));
-      const seconds = (Math.min(performance.now(), we) - ws) / 1000;
-      const m = meter as CpuMeter | null;
-      const cpu = m ? m.stop() : { perPid: [], others: NaN, seconds: NaN };
+      const startMeter = setTimeout(() => {
+        meter.start();
+        daemon0 = processTicks(d.proc.pid);
+      }, o.warmupS * 1000);
+      const w = await runWorkers({ url: d.url, workers: o.workers, limit: 1, batchComplete: false, start: ws, end: ws + o.seconds * 1000, emptySleepMs: [5, 5] });
+      clearTimeout(startMeter);
+      const cpu = meter.stop();
       const daemonCpu = (processTicks(d.proc.pid) - daemon0) / cpu.seconds;
       const st = await receiver.stats();
-      const sorted = rt.sorted();
-      const cs = claimLat.sorted();
-      const ps = completeLat.sorted();
-      const warnings = d
-        .output()
-        .split('\n')
-        .filter((l) => /"level":(40|50|60)/.test(l));
-      if (warnings.length) say(`work (${engine}): ${warnings.length} warning/error log lines, first: ${warnings[0]!.slice(0, 300)}`);
+      const sorted = w.roundTrips.sorted();
+      const cs = w.claims.sorted();
+      const ps = w.completes.sorted();
+      sayWarnings(`work (${engine})`, d);
       return {
         engine,
         workers: o.workers,
         backlog: o.backlog,
-        seconds,
-        roundTrips: rt.count,
-        perSec: rt.count / seconds,
+        seconds: w.seconds,
+        roundTrips: w.roundTrips.count,
+        perSec: w.roundTrips.count / w.seconds,
         p50Ms: percentile(sorted, 50),
         p99Ms: percentile(sorted, 99),
         maxMs: sorted.length ? sorted[sorted.length - 1]! : NaN,
@@ -562,8 +460,8 @@ export async function runRoundTrips(engine: Engine, o: RoundTripOptions, receive
         claimP99Ms: percentile(cs, 99),
         completeP50Ms: percentile(ps, 50),
         completeP99Ms: percentile(ps, 99),
-        emptyClaims: empty,
-        errors,
+        emptyClaims: w.emptyClaims,
+        errors: w.errors,
         callbacksDelivered: st.count,
         daemonCpu,
         pgCpu: engine === 'postgres' && pgs?.pid !== undefined ? (cpu.perPid[1] ?? 0) : null,
@@ -571,7 +469,6 @@ export async function runRoundTrips(engine: Engine, o: RoundTripOptions, receive
         othersCpu: Math.max(0, cpu.others - daemonCpu),
       };
     } finally {
-      agent.destroy();
       await stopChild(d.proc);
     }
   } finally {

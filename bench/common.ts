@@ -17,6 +17,26 @@ export function say(msg: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
 
+/** Runs one part of the benchmark; a failure is said and handed back, so the other parts still run. */
+export async function attempt<T>(what: string, fn: () => Promise<T>): Promise<T | Error> {
+  try {
+    return await fn();
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    say(`${what} failed: ${e.stack ?? e.message}`);
+    return e;
+  }
+}
+
+/** Says how many warning or error lines a daemon logged (pino levels 40-60) and the first of them. */
+export function sayWarnings(what: string, daemon: { output(): string }): void {
+  const warnings = daemon
+    .output()
+    .split('\n')
+    .filter((l) => /"level":(40|50|60)/.test(l));
+  if (warnings.length) say(`${what}: ${warnings.length} warning/error log lines, first: ${warnings[0]!.slice(0, 300)}`);
+}
+
 // ---- the request body ---------------------------------------------------------------------
 
 export const CALLBACK_URL = 'https://client.example.com/hooks/intake?tenant=acme';
@@ -39,8 +59,11 @@ export function samplePayload(i = 0): Record<string, unknown> {
   };
 }
 
-/** The POST /v1/requests body used by every load run. */
-export const REQUEST_BODY = JSON.stringify({ payload: samplePayload(), callback_url: CALLBACK_URL });
+/** A POST /v1/requests body: the sample payload and this callback URL. */
+export const requestBody = (callbackUrl: string) => JSON.stringify({ payload: samplePayload(), callback_url: callbackUrl });
+
+/** The POST /v1/requests body used by every load run whose callbacks are not delivered. */
+export const REQUEST_BODY = requestBody(CALLBACK_URL);
 
 // ---- child processes and temp dirs, cleaned up even on error --------------------------------
 

@@ -11,7 +11,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import autocannon, { type AutocannonResult } from 'autocannon';
-import { CpuMeter, peakRssBytes, percentile, REQUEST_BODY, removeDir, Samples, say, startScript, startTrackedDaemon, stopChild, tempDir } from './common.js';
+import { CpuMeter, peakRssBytes, percentile, REQUEST_BODY, removeDir, Samples, say, sayWarnings, startScript, startTrackedDaemon, stopChild, tempDir } from './common.js';
+import { histogramMean, scrape } from './prom.js';
 
 export interface LoadResult {
   name: string;
@@ -45,14 +46,15 @@ export interface IngestOptions {
   rounds: number;
 }
 
-function load(url: string, o: { connections: number; durationS: number }, onResponse?: (status: number, ms: number) => void): Promise<AutocannonResult> {
+/** autocannon POSTing `body` (default: REQUEST_BODY) to /v1/requests; onResponse sees every answer. */
+export function load(url: string, o: { connections: number; durationS: number; body?: string }, onResponse?: (status: number, ms: number) => void): Promise<AutocannonResult> {
   return new Promise((resolve, reject) => {
     const inst = autocannon(
       {
         url: `${url}/v1/requests`,
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: REQUEST_BODY,
+        body: o.body ?? REQUEST_BODY,
         connections: o.connections,
         duration: o.durationS,
         timeout: 10,
@@ -131,14 +133,6 @@ class Target {
   }
 }
 
-/** Mean of a Prometheus histogram from its _sum and _count lines. */
-function histogramMean(text: string, name: string): number | null {
-  const sum = new RegExp(`^${name}_sum(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, 'm').exec(text);
-  const count = new RegExp(`^${name}_count(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, 'm').exec(text);
-  if (!sum || !count || Number(count[1]) === 0) return null;
-  return Number(sum[1]) / Number(count[1]);
-}
-
 export async function runIngest(o: IngestOptions): Promise<{ bare: LoadResult; intake: LoadResult }> {
   const dir = tempDir('intake-bench-ingest-');
   const procs: ChildProcess[] = [];
@@ -167,7 +161,7 @@ export async function runIngest(o: IngestOptions): Promise<{ bare: LoadResult; i
     const b = bare.result();
     const r = intake.result();
     try {
-      const text = await (await fetch(`${d.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+      const text = await scrape(d.url);
       const batch = histogramMean(text, 'intake_spool_batch_records');
       const sync = histogramMean(text, 'intake_spool_fsync_seconds');
       r.extra = {};
@@ -176,11 +170,7 @@ export async function runIngest(o: IngestOptions): Promise<{ bare: LoadResult; i
     } catch {
       // metrics are a bonus
     }
-    const warnings = d
-      .output()
-      .split('\n')
-      .filter((l) => /"level":(40|50|60)/.test(l));
-    if (warnings.length) say(`intake: ${warnings.length} warning/error log lines, first: ${warnings[0]!.slice(0, 300)}`);
+    sayWarnings('intake', d);
     return { bare: b, intake: r };
   } finally {
     for (const p of procs) await stopChild(p);

@@ -4,6 +4,8 @@ import type { Machine } from './common.js';
 import type { PgDrainResult } from './drain-pg.js';
 import type { DrainResult } from './drain.js';
 import type { IngestOptions, LoadResult } from './ingest.js';
+import type { MixedResult } from './mixed.js';
+import { mixedObservations, mixedTargetRows, renderMixed } from './report-mixed.js';
 import type { VisibleResult } from './visible.js';
 
 export const TARGETS = {
@@ -29,6 +31,7 @@ export interface Report {
   delivery: (DeliveryResult | Error)[];
   receiverBaseline: ReceiverBaseline | Error | null;
   roundTrips: (RoundTripResult | Error)[];
+  mixed: (MixedResult | Error)[];
   visible: (VisibleResult | Error)[];
   loadBefore: number[];
   loadAfter: number[];
@@ -107,6 +110,7 @@ export function targetRows(r: Report): TargetRow[] {
       ok: d.complete && d.perSec >= TARGETS.callbacksPerSec,
     });
   }
+  rows.push(...mixedTargetRows(r.mixed));
   return rows;
 }
 
@@ -258,6 +262,8 @@ export function renderMarkdown(r: Report): string {
   }
   out.push('');
 
+  out.push(...renderMixed(r.mixed));
+
   out.push('## Time from 202 to visible', '');
   out.push(
     'A node in mode `both`; one request at a time, each posted once the previous one is visible, so each is the first record of a fresh segment (a quiet node: the slowest case). After the 202, GET /v1/requests/:id is polled until it answers 200.',
@@ -368,6 +374,7 @@ export function observations(r: Report): string[] {
         (t.othersCpu >= 25 ? ` Other processes used ${pct(t.othersCpu)} of a core meanwhile.` : ''),
     );
   }
+  notes.push(...mixedObservations(r.mixed));
   const v = r.visible.find((x): x is VisibleResult => !(x instanceof Error) && x.sealAfterMs === 1000);
   if (v) {
     notes.push(

@@ -1,35 +1,28 @@
 // `npm run bench`: ingest (intake vs a bare fastify server), drain into SQLite and into
-// PostgreSQL, callbacks delivered per second, claim+complete round trips, and the time from 202
-// to visible. Prints a markdown report to stdout (progress goes to stderr) and writes it to
-// docs/benchmarks.md. Takes about four minutes on a 2-core machine. The PostgreSQL parts start a
-// throwaway server from the system's binaries (test/helpers/postgres.ts) and stop it at the end.
+// PostgreSQL, callbacks delivered per second, claim+complete round trips, the time from 202
+// to visible, and one node in every role at once (mixed). Prints a markdown report to stdout
+// (progress goes to stderr) and writes it to docs/benchmarks.md. Takes about twelve minutes on a
+// 2-core machine, eight of them the mixed part. The PostgreSQL parts start a throwaway server
+// from the system's binaries (test/helpers/postgres.ts) and stop it at the end.
 //
 // Options: --quick (short runs, for trying the harness; docs/benchmarks.md is not written),
 //          --no-write (print only),
-//          --only=a,b (run only these parts: ingest, drain, drain-pg, callbacks, work, visible;
+//          --only=a,b (run only these parts: ingest, drain, drain-pg, callbacks, work, mixed, visible;
 //          docs/benchmarks.md is not written).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../test/helpers/daemon.js';
 import { loadavg } from 'node:os';
-import { cleanupNow, fsyncProbe, installCleanupHooks, machineInfo, removeDir, REQUEST_BODY, say, tempDir } from './common.js';
+import { attempt, cleanupNow, fsyncProbe, installCleanupHooks, machineInfo, removeDir, REQUEST_BODY, say, tempDir } from './common.js';
 import { Receiver, runDelivery, runReceiverBaseline, runRoundTrips, type Engine } from './callbacks.js';
 import { runDrainPg } from './drain-pg.js';
 import { runDrain } from './drain.js';
+import { runMixed, type MixedOptions } from './mixed.js';
 import { startBenchPg, type BenchPg } from './pg.js';
 import { runIngest } from './ingest.js';
+import { mixedFailures } from './report-mixed.js';
 import { renderMarkdown, type Report } from './report.js';
 import { runVisible } from './visible.js';
-
-async function attempt<T>(what: string, fn: () => Promise<T>): Promise<T | Error> {
-  try {
-    return await fn();
-  } catch (err) {
-    const e = err instanceof Error ? err : new Error(String(err));
-    say(`${what} failed: ${e.stack ?? e.message}`);
-    return e;
-  }
-}
 
 async function main(): Promise<number> {
   installCleanupHooks();
@@ -57,6 +50,7 @@ async function main(): Promise<number> {
     delivery: [],
     receiverBaseline: null,
     roundTrips: [],
+    mixed: [],
     visible: [],
     loadBefore: loadavg(),
     loadAfter: [],
@@ -85,9 +79,12 @@ async function main(): Promise<number> {
     }),
   );
 
-  // PostgreSQL: one throwaway server for the drain, the callbacks and the round trips.
-  const needPg = want('drain-pg') || want('callbacks') || want('work');
-  const needReceiver = want('callbacks') || want('work');
+  // PostgreSQL: one throwaway server for the drain, the callbacks, the round trips and the mixed load.
+  const needPg = want('drain-pg') || want('callbacks') || want('work') || want('mixed');
+  const needReceiver = want('callbacks') || want('work') || want('mixed');
+  const mixed: MixedOptions = quick
+    ? { connections: 64, warmupS: 1, ingestS: 5, workers: 16, backlog: 20_000, processingS: 3, pipelineWarmupS: 3, pipelineS: 10, maxWindows: 3, pipelineBudgetS: 45 }
+    : { connections: 64, warmupS: 2, ingestS: 10, workers: 16, backlog: 60_000, processingS: 5, pipelineWarmupS: 4, pipelineS: 60, maxWindows: 4, pipelineBudgetS: 150 };
   const pgs = needPg ? await attempt('postgres start', () => startBenchPg()) : new Error('not run');
   const pgOrNull: BenchPg | null = pgs instanceof Error ? null : pgs;
   let receiver: Receiver | Error | null = null;
@@ -109,6 +106,7 @@ async function main(): Promise<number> {
     if (receiver instanceof Error) {
       report.delivery.push(receiver);
       report.roundTrips.push(receiver);
+      report.mixed.push(receiver);
     } else if (receiver) {
       const rcv = receiver;
       for (const e of want('callbacks') ? engines : []) {
@@ -127,6 +125,13 @@ async function main(): Promise<number> {
         report.roundTrips.push(
           await attempt(`round trips (${e})`, () => runRoundTrips(e, { workers: 16, backlog: quick ? 10_000 : 20_000, warmupS: 1, seconds: quick ? 2 : 6 }, rcv, pgOrNull)),
         );
+      }
+      for (const e of want('mixed') ? engines : []) {
+        if (e === 'postgres' && pgs instanceof Error) {
+          report.mixed.push(pgs);
+          continue;
+        }
+        report.mixed.push(await attempt(`mixed load (${e})`, () => runMixed(e, mixed, rcv, pgOrNull)));
       }
     }
   } finally {
@@ -148,7 +153,7 @@ async function main(): Promise<number> {
     writeFileSync(path, md + '\n');
     say(`wrote ${path}`);
   }
-  const failures = [report.fsync, ing, report.drain, report.drainPg, ...report.delivery, report.receiverBaseline, ...report.roundTrips, ...report.visible].filter(
+  const failures = [report.fsync, ing, report.drain, report.drainPg, ...report.delivery, report.receiverBaseline, ...report.roundTrips, ...report.mixed.flatMap(mixedFailures), ...report.visible].filter(
     (v) => v instanceof Error,
   ).length;
   return failures > 0 ? 1 : 0;
