@@ -12,6 +12,7 @@ import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import autocannon, { type AutocannonResult } from 'autocannon';
 import { CpuMeter, peakRssBytes, percentile, REQUEST_BODY, removeDir, Samples, say, sayWarnings, startScript, startTrackedDaemon, stopChild, tempDir } from './common.js';
+import { createKey } from '../src/cluster/keys.js';
 import { histogramMean, scrape } from './prom.js';
 
 export interface LoadResult {
@@ -47,13 +48,17 @@ export interface IngestOptions {
 }
 
 /** autocannon POSTing `body` (default: REQUEST_BODY) to /v1/requests; onResponse sees every answer. */
-export function load(url: string, o: { connections: number; durationS: number; body?: string }, onResponse?: (status: number, ms: number) => void): Promise<AutocannonResult> {
+export function load(
+  url: string,
+  o: { connections: number; durationS: number; body?: string; headers?: Record<string, string> },
+  onResponse?: (status: number, ms: number) => void,
+): Promise<AutocannonResult> {
   return new Promise((resolve, reject) => {
     const inst = autocannon(
       {
         url: `${url}/v1/requests`,
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...o.headers },
         body: o.body ?? REQUEST_BODY,
         connections: o.connections,
         duration: o.durationS,
@@ -79,22 +84,25 @@ class Target {
   private seconds = 0;
   private cpu = { server: 0, client: 0, others: 0 };
 
-  constructor(name: string, url: string, proc: ChildProcess) {
+  private readonly headers: Record<string, string>;
+
+  constructor(name: string, url: string, proc: ChildProcess, headers: Record<string, string> = {}) {
     this.name = name;
     this.url = url;
     this.proc = proc;
+    this.headers = headers;
   }
 
   async warmUp(o: IngestOptions): Promise<void> {
     say(`${this.name}: warm-up ${o.warmupS} s at ${o.connections} connections`);
-    await load(this.url, { connections: o.connections, durationS: o.warmupS });
+    await load(this.url, { connections: o.connections, durationS: o.warmupS, headers: this.headers });
   }
 
   async measure(o: IngestOptions, seconds: number): Promise<void> {
     say(`${this.name}: measuring ${seconds} s at ${o.connections} connections`);
     const meter = new CpuMeter([this.proc.pid, process.pid]);
     meter.start();
-    const r = await load(this.url, { connections: o.connections, durationS: seconds }, (status, ms) => {
+    const r = await load(this.url, { connections: o.connections, durationS: seconds, headers: this.headers }, (status, ms) => {
       if (status >= 200 && status < 300) this.lat.add(ms);
     });
     const cpu = meter.stop();
@@ -133,45 +141,58 @@ class Target {
   }
 }
 
-export async function runIngest(o: IngestOptions): Promise<{ bare: LoadResult; intake: LoadResult }> {
+/** The group-commit figures of an intake node, from its /metrics. */
+async function commitFigures(url: string, headers: Record<string, string> = {}): Promise<Record<string, string> | undefined> {
+  try {
+    const text = await scrape(url, headers);
+    const batch = histogramMean(text, 'intake_spool_batch_records');
+    const sync = histogramMean(text, 'intake_spool_fsync_seconds');
+    const extra: Record<string, string> = {};
+    if (batch !== null) extra['mean records per fdatasync'] = batch.toFixed(1);
+    if (sync !== null) extra['mean write+fdatasync'] = `${(sync * 1000).toFixed(2)} ms`;
+    return extra;
+  } catch {
+    return undefined; // metrics are a bonus
+  }
+}
+
+/**
+ * Three servers, measured in rotating order: bare fastify, intake open (no key exists: the
+ * README's first run), and intake with an API key on every request (the cost of authentication:
+ * parse the header, hash the key, compare in constant time, check the scope).
+ */
+export async function runIngest(o: IngestOptions): Promise<{ bare: LoadResult; intake: LoadResult; intakeAuth: LoadResult }> {
   const dir = tempDir('intake-bench-ingest-');
   const procs: ChildProcess[] = [];
   try {
     const bareSrv = await startScript('bare-server.js');
     procs.push(bareSrv.proc);
-    const d = await startTrackedDaemon({
-      spool: join(dir, 'spool'),
-      db: `sqlite:${join(dir, 'unused.db')}`,
-      mode: 'receive',
-      nodeId: 'bench-ingest',
-      // info level: startDaemon waits for the "intake node started" line; nothing is logged per request
-    });
+    const d = await startTrackedDaemon({ spool: join(dir, 'spool'), db: `sqlite:${join(dir, 'unused.db')}`, mode: 'receive', nodeId: 'bench-ingest' });
     procs.push(d.proc);
+    const keyedSpool = join(dir, 'spool-keyed');
+    const { key } = await createKey(keyedSpool, { tenant: 'bench', scopes: ['submit', 'admin'], lanes: null });
+    const dk = await startTrackedDaemon({ spool: keyedSpool, db: `sqlite:${join(dir, 'unused-keyed.db')}`, mode: 'receive', nodeId: 'bench-ingest-keyed' });
+    procs.push(dk.proc);
+    const auth = { authorization: `Bearer ${key}` };
     const bare = new Target('bare fastify (parse, no write)', bareSrv.url, bareSrv.proc);
     const intake = new Target('intake, receive mode (durable)', d.url, d.proc);
+    const keyed = new Target('intake, receive mode, API key on every request', dk.url, dk.proc, auth);
 
-    await bare.warmUp(o);
-    await intake.warmUp(o);
+    const all = [bare, intake, keyed];
+    for (const t of all) await t.warmUp(o);
     const per = o.durationS / o.rounds;
     for (let i = 0; i < o.rounds; i++) {
-      const order = i % 2 === 0 ? [bare, intake] : [intake, bare];
-      for (const t of order) await t.measure(o, per);
+      // ABC, CBA, ...: drift in the background load hits every server alike.
+      for (const t of i % 2 === 0 ? all : [...all].reverse()) await t.measure(o, per);
     }
 
-    const b = bare.result();
     const r = intake.result();
-    try {
-      const text = await scrape(d.url);
-      const batch = histogramMean(text, 'intake_spool_batch_records');
-      const sync = histogramMean(text, 'intake_spool_fsync_seconds');
-      r.extra = {};
-      if (batch !== null) r.extra['mean records per fdatasync'] = batch.toFixed(1);
-      if (sync !== null) r.extra['mean write+fdatasync'] = `${(sync * 1000).toFixed(2)} ms`;
-    } catch {
-      // metrics are a bonus
-    }
+    const rk = keyed.result();
+    r.extra = await commitFigures(d.url);
+    rk.extra = await commitFigures(dk.url, auth);
     sayWarnings('intake', d);
-    return { bare: b, intake: r };
+    sayWarnings('intake (keyed)', dk);
+    return { bare: bare.result(), intake: r, intakeAuth: rk };
   } finally {
     for (const p of procs) await stopChild(p);
     removeDir(dir);

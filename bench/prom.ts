@@ -1,7 +1,7 @@
 // Reading an intake node's /metrics (Prometheus text format) in the benchmark.
 
-export async function scrape(url: string): Promise<string> {
-  const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) });
+export async function scrape(url: string, headers: Record<string, string> = {}): Promise<string> {
+  const res = await fetch(`${url}/metrics`, { headers, signal: AbortSignal.timeout(5000) });
   return res.text();
 }
 

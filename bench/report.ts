@@ -4,6 +4,7 @@ import type { Machine } from './common.js';
 import type { PgDrainResult } from './drain-pg.js';
 import type { DrainResult } from './drain.js';
 import type { IngestOptions, LoadResult } from './ingest.js';
+import { renderClaimScale, type ClaimScaleResult } from './claim-scale.js';
 import type { MixedResult } from './mixed.js';
 import { mixedObservations, mixedTargetRows, renderMixed } from './report-mixed.js';
 import type { VisibleResult } from './visible.js';
@@ -26,12 +27,15 @@ export interface Report {
   ingest: IngestOptions;
   bare: LoadResult | Error | null;
   intake: LoadResult | Error | null;
+  /** The same node with an API key on every request. */
+  intakeAuth: LoadResult | Error | null;
   drain: DrainResult | Error | null;
   drainPg: PgDrainResult | Error | null;
   delivery: (DeliveryResult | Error)[];
   receiverBaseline: ReceiverBaseline | Error | null;
   roundTrips: (RoundTripResult | Error)[];
   mixed: (MixedResult | Error)[];
+  claimScale: (ClaimScaleResult | Error)[];
   visible: (VisibleResult | Error)[];
   loadBefore: number[];
   loadAfter: number[];
@@ -69,6 +73,13 @@ export function targetRows(r: Report): TargetRow[] {
     target: `durable ingest ≥ ${TARGETS.ingestRatio}× bare req/s`,
     measured: Number.isFinite(ratio) ? `${ratio.toFixed(2)}× (${int(intake!.reqPerSec)} vs ${int(bare!.reqPerSec)} req/s)` : 'n/a',
     ok: Number.isFinite(ratio) ? ratio >= TARGETS.ingestRatio : null,
+  });
+  const keyed = isOk(r.intakeAuth) ? r.intakeAuth : null;
+  const authCost = intake && keyed ? 1 - keyed.reqPerSec / intake.reqPerSec : NaN;
+  rows.push({
+    target: 'authentication costs ≤ 5 % of ingest req/s',
+    measured: Number.isFinite(authCost) ? `${(authCost * 100).toFixed(1)} % (${int(keyed!.reqPerSec)} with a key vs ${int(intake!.reqPerSec)} req/s open)` : 'n/a',
+    ok: Number.isFinite(authCost) ? authCost <= 0.05 : null,
   });
   rows.push({
     target: `ingest p99 ≤ ${TARGETS.p99Ms} ms`,
@@ -140,12 +151,12 @@ export function renderMarkdown(r: Report): string {
   out.push('');
 
   out.push('## Ingest', '');
-  out.push('Both servers run as child processes, loaded one after the other. The intake node runs in `receive` mode (HTTP → validated → spool, 202 only after the group-committed `fdatasync`); the bare server is fastify with the same body limit that parses the same JSON and answers the same 202 shape without validating or writing anything. Latency is per response as seen by autocannon (2xx only); peak RSS is the server process\'s VmHWM.', '');
+  out.push('The three servers run as child processes, loaded one after the other in rotating order (ABC, CBA, …). The intake nodes run in `receive` mode, one open (no key exists) and one with an API key sent and checked on every request (header parse, SHA-256 of the key, constant-time compare, scope check) (HTTP → validated → spool, 202 only after the group-committed `fdatasync`); the bare server is fastify with the same body limit that parses the same JSON and answers the same 202 shape without validating or writing anything. Latency is per response as seen by autocannon (2xx only); peak RSS is the server process\'s VmHWM.', '');
   out.push(
     '| Server | req/s | p50 | p99 | max | peak RSS | 2xx | non-2xx | errors / timeouts | server CPU | autocannon CPU | other processes CPU |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
-  for (const s of [r.bare, r.intake]) {
+  for (const s of [r.bare, r.intake, r.intakeAuth]) {
     if (!isOk(s)) continue;
     out.push(
       `| ${s.name} | ${int(s.reqPerSec)} | ${ms(s.p50Ms)} | ${ms(s.p99Ms)} | ${ms(s.maxMs)} | ${mib(s.peakRssBytes)} | ${int(s.ok2xx)} | ${statusList(s)} | ${s.errors} / ${s.timeouts} | ${pct(s.serverCpu)} | ${pct(s.clientCpu)} | ${pct(s.othersCpu)} |`,
@@ -153,7 +164,10 @@ export function renderMarkdown(r: Report): string {
   }
   if (isOk(r.bare) && isOk(r.intake)) out.push('', `Ratio intake / bare: **${(r.intake.reqPerSec / r.bare.reqPerSec).toFixed(2)}×** req/s, p99 ${ms(r.intake.p99Ms)} vs ${ms(r.bare.p99Ms)}.`);
   if (isOk(r.intake) && r.intake.extra) out.push('', `Intake group commit (its /metrics): ${Object.entries(r.intake.extra).map(([k, v]) => `${k} ${v}`).join(', ')}.`);
-  const f = failed('bare server run', r.bare) + failed('intake run', r.intake);
+  if (isOk(r.intake) && isOk(r.intakeAuth)) {
+    out.push('', `Cost of authentication: **${((1 - r.intakeAuth.reqPerSec / r.intake.reqPerSec) * 100).toFixed(1)} %** of req/s (${int(r.intakeAuth.reqPerSec)} with a key vs ${int(r.intake.reqPerSec)} open), p99 ${ms(r.intakeAuth.p99Ms)} vs ${ms(r.intake.p99Ms)}.`);
+  }
+  const f = failed('bare server run', r.bare) + failed('intake run', r.intake) + failed('intake run with a key', r.intakeAuth);
   if (f) out.push('', f.trim());
   out.push('');
 
@@ -263,6 +277,7 @@ export function renderMarkdown(r: Report): string {
   out.push('');
 
   out.push(...renderMixed(r.mixed));
+  out.push(...renderClaimScale(r.claimScale));
 
   out.push('## Time from 202 to visible', '');
   out.push(

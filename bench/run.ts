@@ -7,7 +7,7 @@
 //
 // Options: --quick (short runs, for trying the harness; docs/benchmarks.md is not written),
 //          --no-write (print only),
-//          --only=a,b (run only these parts: ingest, drain, drain-pg, callbacks, work, mixed, visible;
+//          --only=a,b (run only these parts: ingest, drain, drain-pg, callbacks, work, mixed, claims, visible;
 //          docs/benchmarks.md is not written).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { repoRoot } from '../test/helpers/daemon.js';
 import { loadavg } from 'node:os';
 import { attempt, cleanupNow, fsyncProbe, installCleanupHooks, machineInfo, removeDir, REQUEST_BODY, say, tempDir } from './common.js';
 import { Receiver, runDelivery, runReceiverBaseline, runRoundTrips, type Engine } from './callbacks.js';
+import { runClaimScale } from './claim-scale.js';
 import { runDrainPg } from './drain-pg.js';
 import { runDrain } from './drain.js';
 import { runMixed, type MixedOptions } from './mixed.js';
@@ -45,12 +46,14 @@ async function main(): Promise<number> {
     ingest,
     bare: null,
     intake: null,
+    intakeAuth: null,
     drain: null,
     drainPg: null,
     delivery: [],
     receiverBaseline: null,
     roundTrips: [],
     mixed: [],
+    claimScale: [],
     visible: [],
     loadBefore: loadavg(),
     loadAfter: [],
@@ -69,6 +72,7 @@ async function main(): Promise<number> {
   const ing = want('ingest') ? await attempt('ingest run', () => runIngest(ingest)) : null;
   report.bare = ing instanceof Error ? ing : (ing?.bare ?? null);
   report.intake = ing instanceof Error ? ing : (ing?.intake ?? null);
+  report.intakeAuth = ing instanceof Error ? ing : (ing?.intakeAuth ?? null);
   if (want('drain')) report.drain = await attempt('drain run', () =>
     runDrain({
       records: quick ? 50_000 : 200_000,
@@ -80,7 +84,7 @@ async function main(): Promise<number> {
   );
 
   // PostgreSQL: one throwaway server for the drain, the callbacks, the round trips and the mixed load.
-  const needPg = want('drain-pg') || want('callbacks') || want('work') || want('mixed');
+  const needPg = want('drain-pg') || want('callbacks') || want('work') || want('mixed') || want('claims');
   const needReceiver = want('callbacks') || want('work') || want('mixed');
   const mixed: MixedOptions = quick
     ? { connections: 64, warmupS: 1, ingestS: 5, workers: 16, backlog: 20_000, processingS: 3, pipelineWarmupS: 3, pipelineS: 10, maxWindows: 3, pipelineBudgetS: 45 }
@@ -134,6 +138,17 @@ async function main(): Promise<number> {
         report.mixed.push(await attempt(`mixed load (${e})`, () => runMixed(e, mixed, rcv, pgOrNull)));
       }
     }
+    // Claim latency against the backlog: last, as it fills a database with up to a million rows.
+    if (want('claims')) {
+      const sizes = quick ? [10_000, 50_000] : [10_000, 100_000, 1_000_000];
+      const dir = tempDir('intake-bench-claims-');
+      try {
+        report.claimScale.push(await attempt('claim scale (sqlite)', () => runClaimScale('sqlite', `sqlite:${join(dir, 'claims.db')}`, sizes)));
+      } finally {
+        removeDir(dir);
+      }
+      report.claimScale.push(pgOrNull ? await attempt('claim scale (postgres)', () => runClaimScale('postgres', pgOrNull.freshDb(), sizes)) : (pgs as Error));
+    }
   } finally {
     if (receiver && !(receiver instanceof Error)) await receiver.stop();
     if (pgOrNull) await pgOrNull.close().catch((err: unknown) => say(`postgres close failed: ${String(err)}`));
@@ -153,7 +168,7 @@ async function main(): Promise<number> {
     writeFileSync(path, md + '\n');
     say(`wrote ${path}`);
   }
-  const failures = [report.fsync, ing, report.drain, report.drainPg, ...report.delivery, report.receiverBaseline, ...report.roundTrips, ...report.mixed.flatMap(mixedFailures), ...report.visible].filter(
+  const failures = [report.fsync, ing, report.drain, report.drainPg, ...report.delivery, report.receiverBaseline, ...report.roundTrips, ...report.mixed.flatMap(mixedFailures), ...report.claimScale, ...report.visible].filter(
     (v) => v instanceof Error,
   ).length;
   return failures > 0 ? 1 : 0;
