@@ -57,6 +57,8 @@ export const Errors = {
   // spool files (never reach a client; logged, counted, reported by `intake spool verify`)
   segmentCorrupt: define('INTAKE_SEGMENT_CORRUPT', 500),
   segmentVersionUnsupported: define('INTAKE_SEGMENT_VERSION_UNSUPPORTED', 500),
+  /** An intact, valid record the database refused (a constraint, a value it cannot store): quarantined. */
+  recordRefused: define('INTAKE_RECORD_REFUSED', 500),
   nodeIdInUse: define('INTAKE_NODE_ID_IN_USE', 500),
 
   // configuration and database

@@ -1,5 +1,6 @@
 // The `intake` command line. One file per command group; this file only assembles them.
 import { Command } from 'commander';
+import { packageVersion } from '../package.js';
 import { registerStart } from './start.js';
 import { registerSpool } from './spool.js';
 import { registerCallbacks } from './callbacks.js';
@@ -12,6 +13,7 @@ import { registerStatus } from './status.js';
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('intake')
     .description('zero-loss ingest daemon: HTTP intake -> group-committed spool -> database')
+    .version(packageVersion, '-V, --version', 'print the version of this build')
     .showHelpAfterError()
     .exitOverride((err) => {
       // commander's own exits (help, version, usage errors) keep their exit codes

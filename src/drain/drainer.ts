@@ -1,9 +1,13 @@
 // The drainer (save mode): moves every node's sealed segments into the database, exactly once.
 //
 // For each sealed segment: claim it (proper-lockfile; a stale claim of a dead drainer is taken
-// over), read and check it, quarantine damaged bytes, insert its records with insert-if-absent
-// on the id, commit, then delete (or archive) the file and fsync the directory. A crash at any
-// point leaves the file for the next claim, and the re-insert finds the ids already present.
+// over), read and check it in the decode worker (decoder.ts: never on the event loop),
+// quarantine damaged bytes, insert its records with insert-if-absent on the id, commit, then
+// delete (or archive) the file and fsync the directory. A crash at any point leaves the file for
+// the next claim, and the re-insert finds the ids already present. A record the database
+// refuses is found by bisection and quarantined (isolate.ts); a segment that fails otherwise is
+// retried after its own backoff while the others go on, and two different segments failing with
+// no success between (the database is down) back the whole drainer off.
 // Segments are found by chokidar events and by a periodic scan (NFS sends no events across hosts).
 // (Sealing what dead nodes left open is the cluster leader's duty: src/cluster/duties.ts.)
 import { promises as fsp } from 'node:fs';
@@ -13,13 +17,16 @@ import lockfile from 'proper-lockfile';
 import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import { decodeSegment, RecordKind } from '../spool/format.js';
-import { fsyncDir } from '../spool/fsutil.js';
+import type { HeaderProblem } from '../spool/format.js';
+import { fsyncDir, readRange } from '../spool/fsutil.js';
 import { archiveDir, listAllSegments, nodeDir, nodesDir, SEALED_EXT, type SegmentFile } from '../spool/layout.js';
 import { lockUpdateMs } from '../spool/node-lock.js';
 import { quarantineBytes, quarantineFile } from '../spool/quarantine.js';
-import { parseCallbackOutcome, parseRequestRecord, type CallbackOutcomeRecord, type RequestRecord } from '../spool/records.js';
+import { describeDbError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
+import { SegmentDecoder } from './decoder.js';
+import { insertIsolating, type Located, type Refused } from './isolate.js';
+import { backoffMs, SegmentRetries } from './retries.js';
 
 export interface DrainerOptions {
   root: string;
@@ -41,23 +48,33 @@ export interface DrainerOptions {
 
 export type DrainOutcome = 'drained' | 'busy' | 'gone' | 'unsupported' | 'quarantined';
 
-const MAX_BACKOFF_MS = 5000;
+/**
+ * Different segments failing with no success between that mean the database (or the spool) is
+ * down rather than one segment being bad: the pass stops and the drainer backs off.
+ */
+const OUTAGE_AFTER = 2;
 
 export class Drainer {
   private readonly o: DrainerOptions;
+  private readonly decoder: SegmentDecoder;
   private state: 'new' | 'running' | 'closing' | 'closed' = 'new';
   private watcher: FSWatcher | null = null;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private again = false;
+  /** Passes in a row that ended in an outage, and when the next pass may start. */
   private failures = 0;
   private retryAt = 0;
+  /** Segments that failed since the last segment that succeeded. */
+  private readonly failedSinceSuccess = new Set<string>();
+  private readonly retries = new SegmentRetries();
   /** Files of a newer format: logged once, looked at again only after a while. */
   private unsupported = new Map<string, number>();
   private closing: Promise<void> | null = null;
 
   constructor(opts: DrainerOptions) {
     this.o = opts;
+    this.decoder = new SegmentDecoder({ log: opts.log });
   }
 
   async start(): Promise<void> {
@@ -82,6 +99,7 @@ export class Drainer {
       if (this.timer) clearInterval(this.timer);
       await this.watcher?.close();
       while (this.running) await this.running;
+      await this.decoder.close();
       this.state = 'closed';
     })();
     return this.closing;
@@ -115,15 +133,10 @@ export class Drainer {
     do {
       this.again = false;
       try {
-        const worked = await this.pass();
-        if (this.failures > 0) this.o.log.info({ failures: this.failures }, 'drain recovered');
-        this.failures = 0;
-        if (worked) this.again = true;
+        if (await this.pass()) this.again = true;
       } catch (err) {
         this.failures++;
-        this.o.metrics.drainErrors.inc();
-        const delay = Math.min(MAX_BACKOFF_MS, 100 * 2 ** Math.min(this.failures, 10));
-        this.retryAt = Date.now() + delay * (0.5 + Math.random() / 2);
+        this.retryAt = Date.now() + backoffMs(this.failures);
         if (this.failures === 1 || this.failures % 20 === 0) {
           this.o.log.error({ err, failures: this.failures }, 'drain failed; backing off and retrying');
         }
@@ -132,28 +145,57 @@ export class Drainer {
     } while (this.again && this.state === 'running');
   }
 
-  /** One scan: drain what is sealed. True if anything moved. */
+  /** One scan: drain what is sealed and due. True if anything moved; throws on an outage. */
   private async pass(): Promise<boolean> {
     // Oldest first across all nodes: segment ids are UUIDv7.
     const sealed = (await listAllSegments(this.o.root)).filter((f) => f.state === 'sealed').sort((a, b) => (a.segment < b.segment ? -1 : 1));
     this.o.metrics.backlogSegments.set(sealed.length);
+    this.retries.keepOnly(new Set(sealed.map((f) => f.path)));
     let worked = false;
+    let outage = false;
+    let lastErr: unknown;
     let next = 0;
     const runner = async () => {
-      while (next < sealed.length && this.state === 'running') {
+      while (next < sealed.length && this.state === 'running' && !outage) {
         const f = sealed[next++]!;
         const skipUntil = this.unsupported.get(f.path);
-        if (skipUntil !== undefined && Date.now() < skipUntil) continue;
-        const outcome = await this.drainSegment(f);
-        if (outcome === 'drained' || outcome === 'quarantined') worked = true;
+        if ((skipUntil !== undefined && Date.now() < skipUntil) || !this.retries.due(f.path)) continue;
+        try {
+          const outcome = await this.drainSegment(f);
+          this.retries.succeed(f.path);
+          if (outcome === 'drained' || outcome === 'quarantined') {
+            worked = true;
+            this.succeeded();
+          }
+        } catch (err) {
+          lastErr = err;
+          this.segmentFailed(f, err);
+          // After an outage's backoff, the first failure of a pass ends it again: a probe, not a
+          // walk through the whole backlog against a database that is still down.
+          if (this.failedSinceSuccess.size >= OUTAGE_AFTER) outage = true;
+        }
       }
     };
-    // allSettled: a failed runner must not let the pass end (and close() go on) while another
-    // runner is still inside a transaction.
-    const results = await Promise.allSettled(Array.from({ length: Math.max(1, this.o.concurrency ?? 1) }, runner));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    // A runner never throws: a failed segment waits for its own retry and the pass goes on.
+    await Promise.all(Array.from({ length: Math.max(1, this.o.concurrency ?? 1) }, runner));
+    if (outage) throw lastErr;
     return worked;
+  }
+
+  private succeeded(): void {
+    this.failedSinceSuccess.clear();
+    if (this.failures > 0) this.o.log.info({ failures: this.failures }, 'drain recovered');
+    this.failures = 0;
+  }
+
+  private segmentFailed(f: SegmentFile, err: unknown): void {
+    this.failedSinceSuccess.add(f.path);
+    this.o.metrics.drainErrors.inc();
+    const n = this.retries.fail(f.path);
+    // During an outage the drainer's own line says it all; otherwise say which segment waits.
+    if (this.failures === 0 && (n === 1 || n % 20 === 0)) {
+      this.o.log.warn({ err, segment: f.segment, segmentNode: f.node, failures: n }, 'segment drain failed; retrying it later');
+    }
   }
 
   /** Claim, load and remove one sealed segment. */
@@ -175,54 +217,25 @@ export class Drainer {
       throw err;
     }
     try {
-      let buf: Buffer;
-      try {
-        buf = await fsp.readFile(f.path);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'gone'; // drained by another node meanwhile
-        throw err;
-      }
       const t0 = performance.now();
-      const dec = decodeSegment(buf);
-      if (dec.headerProblem) {
-        if (dec.headerProblem.code === 'unsupported-version') {
-          if (!this.unsupported.has(f.path)) log.error({ code: Errors.segmentVersionUnsupported.code, file: f.path, err: dec.headerProblem.message }, 'segment left for an upgraded node');
-          this.unsupported.set(f.path, Date.now() + 60_000);
-          return 'unsupported';
-        }
-        await quarantineFile(root, f.path, { reason: `header-${dec.headerProblem.code}`, detail: dec.headerProblem.message, by: this.o.node });
-        metrics.quarantined.inc({ reason: 'header' });
-        log.error({ code: Errors.segmentCorrupt.code, file: f.path, err: dec.headerProblem.message }, 'quarantined segment with a damaged header');
-        return 'quarantined';
+      const dec = await this.decoder.decode(f.path);
+      if (dec.kind === 'gone') return 'gone'; // drained by another node meanwhile
+      if (dec.kind === 'header') return await this.badHeader(f, dec.problem);
+      for (const d of dec.damaged) {
+        await this.quarantine(f, d, { reason: d.reason });
+        log.error({ code: Errors.segmentCorrupt.code, segment: f.segment, segmentNode: f.node, offset: d.offset, length: d.length, reason: d.reason }, 'quarantined damaged bytes of a segment');
       }
-      const requests: RequestRecord[] = [];
-      const outcomes: CallbackOutcomeRecord[] = [];
-      for (const rec of dec.records) {
-        if (rec.kind === RecordKind.request) {
-          const r = parseRequestRecord(rec.json);
-          if (r) {
-            requests.push(r);
-            continue;
-          }
-        } else if (rec.kind === RecordKind.callbackOutcome) {
-          const o = parseCallbackOutcome(rec.json);
-          if (o) {
-            outcomes.push(o);
-            continue;
-          }
-        }
-        const known = rec.kind === RecordKind.request || rec.kind === RecordKind.callbackOutcome;
-        await this.quarantine(f, buf, rec.offset, rec.length, known ? 'bad-record' : 'unhandled-kind');
-      }
-      for (const gap of dec.gaps) await this.quarantine(f, buf, gap.offset, gap.length, gap.reason);
-      // A sealed segment was fully synced before its rename: bytes past the last intact record are damage.
-      if (dec.tail) await this.quarantine(f, buf, dec.tail.offset, dec.tail.length, 'corrupt-tail');
 
-      const inserted = await store.insertRequests(requests);
+      const requests = await insertIsolating(dec.requests, (rs) => store.insertRequests(rs));
       // After the requests: an outcome may concern a callback whose row this drain just made possible.
-      await store.recordCallbackOutcomes(outcomes);
+      const outcomes = await insertIsolating(dec.outcomes, async (os) => {
+        await store.recordCallbackOutcomes(os);
+        return os.length;
+      });
+      for (const r of [...requests.refused, ...outcomes.refused]) await this.quarantineRefused(f, r);
+      const { inserted } = requests;
       metrics.drainRecords.inc({ result: 'inserted' }, inserted);
-      metrics.drainRecords.inc({ result: 'duplicate' }, requests.length - inserted);
+      metrics.drainRecords.inc({ result: 'duplicate' }, dec.requests.length - requests.refused.length - inserted);
 
       if (this.o.archive) {
         const dest = archiveDir(root, f.node);
@@ -237,7 +250,7 @@ export class Drainer {
       await fsyncDir(nodeDir(root, f.node));
       metrics.drainSegments.inc();
       log.info(
-        { segment: f.segment, segmentNode: f.node, records: requests.length, inserted, ms: Math.round(performance.now() - t0) },
+        { segment: f.segment, segmentNode: f.node, records: dec.requests.length, inserted, refused: requests.refused.length + outcomes.refused.length, ms: Math.round(performance.now() - t0) },
         'segment drained',
       );
       return 'drained';
@@ -246,9 +259,34 @@ export class Drainer {
     }
   }
 
-  private async quarantine(f: SegmentFile, buf: Buffer, offset: number, length: number, reason: string): Promise<void> {
-    await quarantineBytes(this.o.root, f.path, buf.subarray(offset, offset + length), { offset, reason, by: this.o.node });
-    this.o.metrics.quarantined.inc({ reason });
-    this.o.log.error({ code: Errors.segmentCorrupt.code, segment: f.segment, segmentNode: f.node, offset, length, reason }, 'quarantined damaged bytes of a segment');
+  /** A header we cannot read: leave a newer format for an upgraded node, quarantine damage. */
+  private async badHeader(f: SegmentFile, problem: HeaderProblem): Promise<DrainOutcome> {
+    const { log } = this.o;
+    if (problem.code === 'unsupported-version') {
+      if (!this.unsupported.has(f.path)) log.error({ code: Errors.segmentVersionUnsupported.code, file: f.path, err: problem.message }, 'segment left for an upgraded node');
+      this.unsupported.set(f.path, Date.now() + 60_000);
+      return 'unsupported';
+    }
+    await quarantineFile(this.o.root, f.path, { reason: `header-${problem.code}`, detail: problem.message, by: this.o.node });
+    this.o.metrics.quarantined.inc({ reason: 'header' });
+    log.error({ code: Errors.segmentCorrupt.code, file: f.path, err: problem.message }, 'quarantined segment with a damaged header');
+    return 'quarantined';
+  }
+
+  /** A record the database refused on its own: its bytes go to quarantine, the rest of the segment is stored. */
+  private async quarantineRefused(f: SegmentFile, r: Refused<{ id: string }>): Promise<void> {
+    const { code, message } = describeDbError(r.err);
+    await this.quarantine(f, r.item, { reason: 'db-refused', detail: message, dbCode: code });
+    this.o.log.error(
+      { code: Errors.recordRefused.code, segment: f.segment, segmentNode: f.node, offset: r.item.offset, length: r.item.length, id: r.item.value.id, dbCode: code, err: message },
+      'quarantined a record the database refused',
+    );
+  }
+
+  /** Copy a byte range of the segment to quarantine/, read back from the file (the decode worker returns offsets, not bytes). */
+  private async quarantine(f: SegmentFile, at: Omit<Located<unknown>, 'value'>, info: { reason: string; detail?: string; dbCode?: string }): Promise<void> {
+    const bytes = await readRange(f.path, at.offset, at.length);
+    await quarantineBytes(this.o.root, f.path, bytes, { offset: at.offset, by: this.o.node, ...info });
+    this.o.metrics.quarantined.inc({ reason: info.reason });
   }
 }

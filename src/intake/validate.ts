@@ -2,7 +2,7 @@
 // which field is wrong, with a stable error code.
 import { isIP } from 'node:net';
 import { Errors } from '../errors.js';
-import { containsNul } from '../spool/records.js';
+import { refuseUnstorable } from '../http/unstorable.js';
 
 export interface NewRequest {
   payload: string;
@@ -16,7 +16,6 @@ const ALLOWED = new Set(['payload', 'callback_url', 'lane', 'not_before', 'metad
 const LANE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const MAX_URL = 2048;
 const MAX_METADATA_BYTES = 16 * 1024;
-const NUL_REFUSED = (field: string) => `${field} must not contain the character U+0000 (\\u0000) in a string or key: the database cannot store it`;
 // Printable ASCII without spaces at the ends: keys travel in headers and logs.
 const IDEMPOTENCY_KEY = /^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$/;
 
@@ -71,10 +70,10 @@ export function validateNewRequest(body: unknown, refuse?: AddressCheck): NewReq
     if (typeof b.metadata !== 'object' || Array.isArray(b.metadata)) throw Errors.badRequest('metadata must be a JSON object');
     metadata = JSON.stringify(b.metadata);
     if (Buffer.byteLength(metadata) > MAX_METADATA_BYTES) throw Errors.badRequest(`metadata is larger than ${MAX_METADATA_BYTES} bytes`);
-    if (containsNul(metadata)) throw Errors.badRequest(NUL_REFUSED('metadata'));
+    refuseUnstorable(metadata, 'metadata');
   }
   const payload = JSON.stringify(b.payload);
-  if (containsNul(payload)) throw Errors.badRequest(NUL_REFUSED('payload'));
+  refuseUnstorable(payload, 'payload');
   return { payload, callbackUrl, lane, notBefore: parseNotBefore(b.not_before), metadata };
 }
 

@@ -15,6 +15,23 @@ export async function writeFully(fh: FileHandle, data: Buffer, position: number)
   }
 }
 
+/** Read `length` bytes of `path` at `offset`. A file that ends before them is an error, not a short buffer. */
+export async function readRange(path: string, offset: number, length: number): Promise<Buffer> {
+  const fh = await fsp.open(path, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
+      if (bytesRead <= 0) throw Object.assign(new Error(`${path} ends before byte ${offset + length}`), { code: 'EIO' });
+      done += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
 /** fsync a directory so a create, rename or unlink inside it survives a power loss. */
 export async function fsyncDir(dir: string): Promise<void> {
   const fh = await fsp.open(dir, C.O_RDONLY | C.O_DIRECTORY);

@@ -12,6 +12,8 @@ export interface QuarantineReport {
   length: number;
   reason: string;
   detail?: string;
+  /** The database's error code, when the database refused the record (reason db-refused). */
+  dbCode?: string;
   quarantinedAt: string;
   quarantinedBy: string;
 }
@@ -24,7 +26,7 @@ export async function quarantineBytes(
   root: string,
   source: string,
   bytes: Buffer,
-  info: { offset: number; reason: string; detail?: string; by: string },
+  info: { offset: number; reason: string; detail?: string; dbCode?: string; by: string },
 ): Promise<string> {
   const dir = quarantineDir(root);
   await fsp.mkdir(dir, { recursive: true });
@@ -36,6 +38,7 @@ export async function quarantineBytes(
     length: bytes.length,
     reason: info.reason,
     ...(info.detail ? { detail: info.detail } : {}),
+    ...(info.dbCode ? { dbCode: info.dbCode } : {}),
     quarantinedAt: new Date().toISOString(),
     quarantinedBy: info.by,
   };

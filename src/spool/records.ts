@@ -25,6 +25,9 @@ export function encodeRequestRecord(r: RequestRecord): string {
 
 // U+0000 in JSON text: `\u0000` after an even number of backslashes (an odd number in all).
 const ESCAPED_NUL = /(?<!\\)(?:\\\\)*\\u0000/;
+// A lone surrogate in JSON text made by JSON.stringify, which escapes exactly those (a valid
+// pair is written as the characters themselves): `\ud800`-`\udfff` after an even number of backslashes.
+const ESCAPED_SURROGATE = /(?<!\\)(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/;
 
 /**
  * Whether `text` holds U+0000, raw or (in JSON text) escaped. PostgreSQL stores it neither in
@@ -33,6 +36,18 @@ const ESCAPED_NUL = /(?<!\\)(?:\\\\)*\\u0000/;
  */
 export function containsNul(text: string): boolean {
   return text.includes('\0') || (text.includes('\\u0000') && ESCAPED_NUL.test(text));
+}
+
+/**
+ * Why the database could not store this JSON text exactly (U+0000, or a lone surrogate, which
+ * PostgreSQL's jsonb refuses and which is not Unicode text at all), or null. `text` must come
+ * from JSON.stringify. Intake refuses such payloads, metadata and results with a 400, on both
+ * engines alike.
+ */
+export function unstorableJson(text: string): string | null {
+  if (containsNul(text)) return 'the character U+0000 (\\u0000)';
+  if (text.includes('\\ud') && ESCAPED_SURROGATE.test(text)) return 'a lone surrogate (half of a UTF-16 pair, such as \\ud800)';
+  return null;
 }
 
 function isJsonText(s: string): boolean {

@@ -3,6 +3,10 @@
 // workers' calls (the spool's group commit, applied to the database). A batch never holds one
 // request id twice: a second call for an id waits for the next batch, so the store sees each
 // id once per statement and answers each caller for its own item.
+// On PostgreSQL a batch is one statement: if the database refuses one item's data, the whole
+// statement fails. Then the batch is written again item by item, so only the caller whose item
+// was refused gets the error and every other caller's item is stored.
+import { isDataError } from '../store/errors.js';
 import type { LeaseOutcome } from '../store/store.js';
 
 interface Waiting<I> {
@@ -61,16 +65,23 @@ export class GroupCommitter<I extends { id: string }> {
       }
       this.inFlight++;
       this.o.onBatch?.(batch.length);
-      this.o
-        .write(batch.map((w) => w.item))
-        .then(
-          (outcomes) => batch.forEach((w, i) => w.resolve(outcomes[i]!)),
-          (err: unknown) => batch.forEach((w) => w.reject(err)),
-        )
-        .finally(() => {
-          this.inFlight--;
-          this.flush();
-        });
+      this.write(batch).finally(() => {
+        this.inFlight--;
+        this.flush();
+      });
+    }
+  }
+
+  private async write(batch: Waiting<I>[]): Promise<void> {
+    try {
+      const outcomes = await this.o.write(batch.map((w) => w.item));
+      batch.forEach((w, i) => w.resolve(outcomes[i]!));
+    } catch (err) {
+      if (batch.length === 1 || !isDataError(err)) {
+        batch.forEach((w) => w.reject(err));
+        return;
+      }
+      for (const w of batch) await this.write([w]);
     }
   }
 }

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { Errors, IntakeError } from '../errors.js';
 import type { RouteContext, WorkRole } from '../http/context.js';
 import { isRequestId } from '../http/ids.js';
+import { refuseUnstorable } from '../http/unstorable.js';
 import type { ClaimedWork, CompleteItem, LeaseItem, LeaseOutcome } from '../store/store.js';
 
 const MAX_CLAIM = 1000;
@@ -47,8 +48,10 @@ function check(outcome: LeaseOutcome, id: string): void {
 
 /** A completion as the store takes it. The callback body is fixed now, so every attempt sends the same bytes under the same webhook-id. */
 function completion(tenant: string, id: string, leaseToken: string, result: unknown): CompleteItem {
+  const text = JSON.stringify(result);
+  refuseUnstorable(text, `the result of ${id}`);
   const body = JSON.stringify({ type: COMPLETED_EVENT, timestamp: new Date().toISOString(), data: { id, status: 'completed', result } });
-  return { id, tenant, leaseToken, result: JSON.stringify(result), callback: { id: webhookIdFor(id), body } };
+  return { id, tenant, leaseToken, result: text, callback: { id: webhookIdFor(id), body } };
 }
 
 /** The items of a batch: a malformed batch is refused whole, before anything is written. */

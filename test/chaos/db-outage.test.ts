@@ -1,25 +1,19 @@
 // PostgreSQL stops (immediate: like a crash) in the middle of the load. Receive keeps answering
 // 202 because it never touches the database; the drainer backs off and resumes by itself when
 // the database returns; nothing acknowledged is lost or stored twice.
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import pg from 'pg';
 import { listAllSegments } from '../../src/spool/layout.js';
 import { runCli, startDaemon } from '../helpers/daemon.js';
 import { post, sleep, waitFor } from '../helpers/http.js';
-import { startPostgres, type PgServer } from '../helpers/postgres.js';
+import { postgresForTests } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const tmp = tempDir();
-let pgServer: PgServer;
-before(async () => {
-  pgServer = await startPostgres();
-});
-after(async () => {
-  await pgServer?.close();
-  tmp.cleanup();
-});
+after(() => tmp.cleanup());
+const postgres = postgresForTests();
 
 async function keysInDb(url: string): Promise<string[]> {
   const c = new pg.Client({ connectionString: url });
@@ -32,7 +26,7 @@ async function keysInDb(url: string): Promise<string[]> {
 }
 
 test('database outage under load: 202s continue, drain resumes by itself, nothing lost', async (t) => {
-  const url = await pgServer.createDatabase();
+  const url = await postgres.server.createDatabase();
   assert.equal((await runCli(['migrate', '--db', url])).code, 0);
   const spool = join(tmp.path, 'spool');
   const node = await startDaemon({ spool, db: url, mode: 'both', args: ['--seal-after-ms', '100', '--scan-interval-ms', '100'] });
@@ -63,10 +57,10 @@ test('database outage under load: 202s continue, drain resumes by itself, nothin
     });
     await sleep(1500);
     outage = true;
-    await pgServer.stopImmediate();
+    await postgres.server.stopImmediate();
     await sleep(4000);
     outage = false;
-    await pgServer.restart();
+    await postgres.server.restart();
     await sleep(1500);
     stop = true;
     await Promise.all(clients);

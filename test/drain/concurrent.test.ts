@@ -1,5 +1,5 @@
 // Two drainer processes on one spool and one database (each engine): every record exactly once.
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -7,18 +7,12 @@ import pg from 'pg';
 import { listAllSegments } from '../../src/spool/layout.js';
 import { runCli, startDaemon } from '../helpers/daemon.js';
 import { post, waitFor } from '../helpers/http.js';
-import { startPostgres, type PgServer } from '../helpers/postgres.js';
+import { postgresForTests } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const tmp = tempDir();
-let pgServer: PgServer;
-before(async () => {
-  pgServer = await startPostgres();
-});
-after(async () => {
-  await pgServer?.close();
-  tmp.cleanup();
-});
+after(() => tmp.cleanup());
+const postgres = postgresForTests();
 
 async function rowIds(url: string): Promise<string[]> {
   if (url.startsWith('sqlite:')) {
@@ -40,7 +34,7 @@ async function rowIds(url: string): Promise<string[]> {
 
 const engines = [
   { name: 'sqlite', fresh: async () => `sqlite:${join(tmp.path, 'shared.db')}` },
-  { name: 'postgres', fresh: () => pgServer.createDatabase() },
+  { name: 'postgres', fresh: () => postgres.server.createDatabase() },
 ];
 
 for (const engine of engines) {

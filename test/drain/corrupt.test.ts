@@ -3,44 +3,21 @@
 // format is left alone, and the node keeps draining and stays healthy throughout.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { v7 as uuidv7 } from 'uuid';
-import { CURRENT_VERSION, encodeHeader, encodeRecord, RECORD_OVERHEAD, RecordKind, type RecordKindValue } from '../../src/spool/format.js';
+import { CURRENT_VERSION, encodeRecord, RECORD_OVERHEAD, RecordKind, type RecordKindValue } from '../../src/spool/format.js';
 import type { QuarantineReport } from '../../src/spool/quarantine.js';
-import { encodeRequestRecord, type RequestRecord } from '../../src/spool/records.js';
+import { encodeRequestRecord } from '../../src/spool/records.js';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
 import { get, sleep, waitFor } from '../helpers/http.js';
+import { dropSegment, quarantinedOf, quarantinedRange, requestFrame, testRequest, type Dropped } from '../helpers/segments.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const WRITER = 'writer-node-x'; // the (absent) node whose sealed segments we hand-make
 
-function request(i: number): RequestRecord {
-  return {
-    id: uuidv7(),
-    tenant: 'default',
-    idempotencyKey: null,
-    receivedAt: 1_720_000_000_000 + i,
-    node: WRITER,
-    callbackUrl: `https://example.com/hook/${i}`,
-    lane: null,
-    notBefore: null,
-    payload: JSON.stringify({ n: i, text: `payload number ${i}` }),
-    metadata: JSON.stringify({ i }),
-  };
-}
-
-const requestFrame = (r: RequestRecord) => encodeRecord(RecordKind.request, encodeRequestRecord(r));
-
-interface Dropped {
-  segment: string;
-  path: string;
-  bytes: Buffer;
-  /** Offset of each frame in the file. */
-  offsets: number[];
-}
+const request = (i: number) => testRequest(i, WRITER);
 
 describe('drainer on damaged sealed segments (real daemon, save mode)', () => {
   const tmp = tempDir('intake-corrupt-');
@@ -59,22 +36,7 @@ describe('drainer on damaged sealed segments (real daemon, save mode)', () => {
     tmp.cleanup();
   });
 
-  /** Write a sealed segment the way a writer seals one: complete file first, then the .seg name. */
-  function drop(frames: Buffer[], opts: { version?: number; raw?: Buffer } = {}): Dropped {
-    const segment = uuidv7();
-    const header = encodeHeader({ node: WRITER, segment, createdAt: Date.now() }, opts.version ?? CURRENT_VERSION);
-    const offsets: number[] = [];
-    let at = header.length;
-    for (const f of frames) {
-      offsets.push(at);
-      at += f.length;
-    }
-    const bytes = opts.raw ?? Buffer.concat([header, ...frames]);
-    const path = join(nodeDir, `${segment}.seg`);
-    writeFileSync(join(nodeDir, `${segment}.tmp`), bytes);
-    renameSync(join(nodeDir, `${segment}.tmp`), path);
-    return { segment, path, bytes, offsets };
-  }
+  const drop = (frames: Buffer[], opts: { version?: number; raw?: Buffer } = {}) => dropSegment(nodeDir, WRITER, frames, opts);
 
   function rowsFor(ids: string[]): Map<string, { id: string; node_id: string; callback_url: string; payload: string; metadata: string | null; received_at: number; status: string }> {
     const db = new Database(dbPath, { readonly: true });
@@ -93,7 +55,6 @@ describe('drainer on damaged sealed segments (real daemon, save mode)', () => {
 
   const gone = (f: Dropped) => waitFor(`${f.segment}.seg drained`, () => !existsSync(f.path), 20000);
   const report = (name: string) => JSON.parse(readFileSync(join(qDir, name), 'utf8')) as QuarantineReport;
-  const quarantined = (segment: string) => (existsSync(qDir) ? readdirSync(qDir).filter((n) => n.startsWith(`${segment}.seg@`)).sort() : []);
 
   async function assertAlive(): Promise<void> {
     assert.equal(d.proc.exitCode, null, `daemon exited:\n${d.output()}`);
@@ -103,13 +64,7 @@ describe('drainer on damaged sealed segments (real daemon, save mode)', () => {
 
   /** The quarantined byte range of `f` at `offset`: .bin holds exactly those bytes, .json says where they came from. */
   function assertQuarantinedRange(f: Dropped, offset: number, length: number, reason: string): void {
-    const stem = `${f.segment}.seg@${offset}`;
-    assert.ok(existsSync(join(qDir, `${stem}.bin`)), `${stem}.bin in quarantine (have ${JSON.stringify(quarantined(f.segment))})`);
-    assert.ok(readFileSync(join(qDir, `${stem}.bin`)).equals(f.bytes.subarray(offset, offset + length)), `${stem}.bin holds the damaged bytes`);
-    const r = report(`${stem}.json`);
-    assert.equal(r.source, `nodes/${WRITER}/${f.segment}.seg`);
-    assert.equal(r.offset, offset);
-    assert.equal(r.length, length);
+    const r = quarantinedRange(spool, f, offset, length);
     assert.equal(r.reason, reason);
     assert.equal(r.quarantinedBy, d.nodeId);
   }
@@ -144,7 +99,7 @@ describe('drainer on damaged sealed segments (real daemon, save mode)', () => {
         status: 'pending',
       });
     }
-    assert.deepEqual(quarantined(f.segment), [`${f.segment}.seg@${f.offsets[2]}.bin`, `${f.segment}.seg@${f.offsets[2]}.json`]);
+    assert.deepEqual(quarantinedOf(spool, f), [`${f.segment}.seg@${f.offsets[2]}.bin`, `${f.segment}.seg@${f.offsets[2]}.json`]);
     assertQuarantinedRange(f, f.offsets[2]!, bad.length, 'bad-frame');
     await assertAlive();
   });
@@ -172,7 +127,7 @@ describe('drainer on damaged sealed segments (real daemon, save mode)', () => {
     assert.ok(existsSync(newer.path), 'the newer segment is left in place');
     assert.ok(readFileSync(newer.path).equals(newer.bytes), 'not a byte changed');
     assert.equal(rowsFor(future.map((r) => r.id)).size, 0, 'none of its records were read into the database');
-    assert.deepEqual(quarantined(newer.segment), [], 'nothing of it quarantined');
+    assert.deepEqual(quarantinedOf(spool, newer), [], 'nothing of it quarantined');
     const lines = d
       .output()
       .split('\n')
@@ -195,7 +150,7 @@ describe('drainer on damaged sealed segments (real daemon, save mode)', () => {
     const f = drop([], { raw: junk });
     await gone(f);
     const stem = `${f.segment}.seg@file`;
-    assert.deepEqual(quarantined(f.segment), [stem, `${stem}.json`]);
+    assert.deepEqual(quarantinedOf(spool, f), [stem, `${stem}.json`]);
     assert.ok(readFileSync(join(qDir, stem)).equals(junk), 'the whole file is kept');
     const r = report(`${stem}.json`);
     assert.equal(r.source, `nodes/${WRITER}/${f.segment}.seg`);
@@ -207,7 +162,7 @@ describe('drainer on damaged sealed segments (real daemon, save mode)', () => {
     // A tiny one too (shorter than a header).
     const tiny = drop([], { raw: Buffer.from('oops\n') });
     await gone(tiny);
-    assert.deepEqual(quarantined(tiny.segment), [`${tiny.segment}.seg@file`, `${tiny.segment}.seg@file.json`]);
+    assert.deepEqual(quarantinedOf(spool, tiny), [`${tiny.segment}.seg@file`, `${tiny.segment}.seg@file.json`]);
 
     await assertAlive();
     const next = [20, 21].map(request);
@@ -240,7 +195,7 @@ describe('drainer on damaged sealed segments (real daemon, save mode)', () => {
     assertQuarantinedRange(f, f.offsets[4]!, badId.length, 'bad-record');
     assertQuarantinedRange(f, f.offsets[5]!, nul.length, 'bad-record');
     assertQuarantinedRange(f, f.offsets[6]!, badPayload.length, 'bad-record');
-    assert.equal(quarantined(f.segment).length, 12);
+    assert.equal(quarantinedOf(spool, f).length, 12);
     await assertAlive();
   });
 

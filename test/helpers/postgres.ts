@@ -2,6 +2,7 @@
 // `postgresql`): initdb into a temp dir as a non-root user, loopback only, fsync on.
 // Missing binaries fail the test with the package to install; nothing is mocked.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { after, before } from 'node:test';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -111,6 +112,26 @@ export async function startPostgres(): Promise<PgServer> {
     async close() {
       await stop('fast');
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * One throwaway PostgreSQL for the tests of a file: started before them, closed after them.
+ * Read `.server` inside the tests (it is set once the `before` hook has run).
+ */
+export function postgresForTests(): { readonly server: PgServer } {
+  const held: { server: PgServer | null } = { server: null };
+  before(async () => {
+    held.server = await startPostgres();
+  });
+  after(async () => {
+    await held.server?.close();
+  });
+  return {
+    get server(): PgServer {
+      if (!held.server) throw new Error('PostgreSQL is not started yet: use .server inside a test');
+      return held.server;
     },
   };
 }

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { containsNul } from '../../src/spool/records.js';
+import { containsNul, unstorableJson } from '../../src/spool/records.js';
 
 test('containsNul(JSON text of v) is true exactly when v holds U+0000 in a string or key', () => {
   // Strings rich in backslashes, the letters of "u0000" and NUL itself, so escapes meet often.
@@ -21,4 +21,19 @@ test('containsNul on plain text looks for the raw character only where it is not
   assert.equal(containsNul('https://example.com/ab'), false);
   assert.equal(containsNul(JSON.stringify('\\u0000')), false, 'an escaped backslash followed by u0000 is text');
   assert.equal(containsNul(JSON.stringify('\\\u0000')), true);
+});
+
+test('unstorableJson(JSON text of v) is non-null exactly when v holds U+0000 or a lone surrogate in a string or key', () => {
+  // Backslashes, the letters of escapes, NUL, both halves of a surrogate pair and a whole pair.
+  const unit = fc.constantFrom('\\', 'u', 'd', '8', '0', '\u0000', '\ud800', '\udc00', '\ud83d\ude00', 'a', '"');
+  const tricky = fc.string({ unit, maxLength: 10 });
+  const value = fc.oneof(tricky, fc.dictionary(tricky, tricky, { maxKeys: 3 }), fc.array(tricky, { maxLength: 3 }));
+  // A string is storable when it has no NUL and encodes to UTF-8 and back unchanged (no lone surrogate).
+  const bad = (s: string) => s.includes('\u0000') || Buffer.from(s, 'utf8').toString('utf8') !== s;
+  const holds = (v: unknown): boolean =>
+    typeof v === 'string' ? bad(v) : Array.isArray(v) ? v.some(holds) : typeof v === 'object' && v !== null ? Object.entries(v).some(([k, x]) => bad(k) || holds(x)) : false;
+  fc.assert(
+    fc.property(value, (v) => (unstorableJson(JSON.stringify(v)) !== null) === holds(v)),
+    { numRuns: 5000 },
+  );
 });

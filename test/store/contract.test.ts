@@ -165,13 +165,15 @@ for (const engine of engines) {
         assert.equal(work.length, 5);
         const done = await s.completeWork(work.map((w) => ({ id: w.id, tenant: 'default', leaseToken: w.leaseToken, result: '1', callback: { id: `msg_${w.id}`, body: `{"id":"${w.id}"}` } })));
         assert.deepEqual(done, work.map(() => 'ok'));
-        const first = await s.claimCallbacks({ limit: 3, leaseMs: 300 });
+        // Leases of 2 s: long enough that a loaded machine does not let them run out between two
+        // statements that expect them held, short enough to wait for.
+        const first = await s.claimCallbacks({ limit: 3, leaseMs: 2000 });
         assert.equal(first.length, 3);
         const second = await s.claimCallbacks({ limit: 10, leaseMs: 60_000 });
         assert.equal(second.length, 2, 'a leased callback was claimed twice');
         assert.equal(new Set([...first, ...second].map((c) => c.id)).size, 5);
         assert.equal((await s.claimCallbacks({ limit: 10, leaseMs: 60_000 })).length, 0);
-        await new Promise((r) => setTimeout(r, 400));
+        await new Promise((r) => setTimeout(r, 2100));
         const again = await s.claimCallbacks({ limit: 10, leaseMs: 60_000 });
         assert.deepEqual(again.map((c) => c.id).sort(), first.map((c) => c.id).sort(), 'the expired sends were not claimed again');
         assert.ok(again.every((c) => c.attempts === 0 && c.body.startsWith('{"id"')));
@@ -192,14 +194,14 @@ for (const engine of engines) {
         await s.insertRequests(recs);
         assert.deepEqual(await lanes(), ['<null>', 'a', 'a-1', 'b', 'c', 'd']);
         // Lane c: every row claimed with a short lease; lane d: claimed with a long lease.
-        assert.equal((await s.claimWork({ tenant: 'default', lane: 'c', limit: 100, leaseMs: 300 })).length, 40);
+        assert.equal((await s.claimWork({ tenant: 'default', lane: 'c', limit: 100, leaseMs: 2000 })).length, 40);
         assert.equal((await s.claimWork({ tenant: 'default', lane: 'd', limit: 100, leaseMs: 60_000 })).length, 40);
         // The null lane: claimed and completed.
         const nulls = await s.claimWork({ tenant: 'default', lane: null, limit: 100, leaseMs: 60_000 });
         const done = await s.completeWork(nulls.map((w) => ({ id: w.id, tenant: 'default', leaseToken: w.leaseToken, result: '1', callback: { id: `msg_${w.id}`, body: '{}' } })));
         assert.deepEqual(done, nulls.map(() => 'ok'));
         assert.deepEqual(await lanes(), ['a', 'a-1', 'b']);
-        await new Promise((r) => setTimeout(r, 400));
+        await new Promise((r) => setTimeout(r, 2100));
         assert.deepEqual(await lanes(), ['a', 'a-1', 'b', 'c'], 'the lane whose leases ran out is claimable again');
       } finally {
         await s.close();
