@@ -8,11 +8,12 @@ import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import pg from 'pg';
 import { repoRoot } from '../helpers/daemon.js';
-import { freePort, startHaproxy, type Haproxy, type HaproxyStat } from '../helpers/haproxy.js';
+import { freePort, ROLE_BACKENDS, startHaproxy, type Haproxy, type HaproxyStat } from '../helpers/haproxy.js';
 import { sleep } from '../helpers/http.js';
 import { startPostgres, type PgServer } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/tmp.js';
 import { segmentFiles, type KeyedRow } from '../chaos/checker.js';
+import type { Mode } from '../../src/config.js';
 
 /** Flags every test node gets: short cluster timings so the tests do not wait for defaults. */
 export const NODE_FLAGS = [
@@ -170,7 +171,16 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-export async function startCluster(o: { nodes: string[]; prefix: string }): Promise<Cluster> {
+export interface ClusterOptions {
+  nodes: string[];
+  prefix: string;
+  /** The mode each node starts in (default both); `intake mode` changes it at run time. */
+  modes?: Record<string, Mode>;
+  /** Environment for every node on top of the test's own (say INTAKE_CALLBACK_ALLOW_CIDRS). */
+  env?: Record<string, string>;
+}
+
+export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const tmp = tempDir(o.prefix);
   const dir = tmp.path;
   const spool = join(dir, 'spool');
@@ -244,7 +254,8 @@ export async function startCluster(o: { nodes: string[]; prefix: string }): Prom
     if (m.code !== 0) throw new Error(`intake migrate failed: ${m.stderr}${m.stdout}`);
     haproxy = await startHaproxy({ servers: [...nodes.values()].map((n) => ({ name: n.id, port: n.port })) });
 
-    const nodeArgs = (id: string) => ['start', '--port', String(node(id).port), '--node-id', id, '--spool', spool, '--db', db, '--mode', 'both', ...NODE_FLAGS];
+    const modeOf = (id: string): Mode => o.modes?.[id] ?? 'both';
+    const nodeArgs = (id: string) => ['start', '--port', String(node(id).port), '--node-id', id, '--spool', spool, '--db', db, '--mode', modeOf(id), ...NODE_FLAGS];
 
     const pool = new pg.Pool({ connectionString: db, max: 2 });
     let closing: Promise<void> | null = null;
@@ -266,7 +277,7 @@ export async function startCluster(o: { nodes: string[]; prefix: string }): Prom
       async startNode(id, from = build) {
         const n = node(id);
         const fd = openSync(logPath(id), 'a');
-        const proc = spawn(process.execPath, [join(from, 'bin', 'intake.js'), ...nodeArgs(id)], { stdio: ['ignore', fd, fd], cwd: dir });
+        const proc = spawn(process.execPath, [join(from, 'bin', 'intake.js'), ...nodeArgs(id)], { stdio: ['ignore', fd, fd], cwd: dir, env: { ...process.env, ...o.env } });
         closeSync(fd);
         const pid = proc.pid;
         if (pid === undefined) throw new Error(`could not spawn node ${id}`);
@@ -322,7 +333,8 @@ export async function startCluster(o: { nodes: string[]; prefix: string }): Prom
         n.proc = null;
       },
       writeScripts() {
-        const ports = [...nodes.values()].map((n) => `    ${n.id}) port=${n.port} ;;`).join('\n');
+        const ports = [...nodes.values()].map((n) => `    ${n.id}) port=${n.port} mode=${modeOf(n.id)} ;;`).join('\n');
+        const exports = Object.entries(o.env ?? {}).map(([k, v]) => `export ${k}='${v.replace(/'/g, `'\\''`)}'\n`).join('');
         const start = join(dir, 'start-node.sh');
         const stop = join(dir, 'stop-node.sh');
         const flags = NODE_FLAGS.join(' ');
@@ -337,7 +349,7 @@ ${ports}
     *) echo "start-node: unknown node $node" >&2; exit 2 ;;
 esac
 cd ${dir}
-${process.execPath} "$build/bin/intake.js" start --port "$port" --node-id "$node" --spool ${spool} --db ${db} --mode both ${flags} \\
+${exports}${process.execPath} "$build/bin/intake.js" start --port "$port" --node-id "$node" --spool ${spool} --db ${db} --mode "$mode" ${flags} \\
   >> ${join(dir, 'logs')}/"$node".log 2>&1 < /dev/null &
 echo $! > ${join(dir, 'run')}/"$node".pid
 echo "start-node: $node started from $build (pid $!, port $port)"
@@ -445,12 +457,12 @@ function httpStatus(url: string, timeoutMs = 1000): Promise<number> {
   });
 }
 
-/** What HAProxy itself counted: 5xx it sent, its retries and redispatches, sessions per server. */
+/** What HAProxy itself counted: 5xx it sent, its retries and redispatches, sessions per server (of the ingest backend: POST /v1/requests). */
 export function lbFigures(stats: HaproxyStat[]): { lb5xx: number; lbRetries: number; lbRedispatches: number; lbSessions: Record<string, number> } {
   const fe = stats.find((s) => s.proxy === 'intake_in' && s.name === 'FRONTEND');
-  const be = stats.find((s) => s.proxy === 'intake_nodes' && s.name === 'BACKEND');
+  const be = stats.find((s) => s.proxy === ROLE_BACKENDS.ingest && s.name === 'BACKEND');
   const lbSessions: Record<string, number> = {};
-  for (const s of stats) if (s.proxy === 'intake_nodes' && s.name !== 'BACKEND') lbSessions[s.name] = s.stot;
+  for (const s of stats) if (s.proxy === ROLE_BACKENDS.ingest && s.name !== 'BACKEND') lbSessions[s.name] = s.stot;
   return { lb5xx: fe?.hrsp5xx ?? -1, lbRetries: be?.wretr ?? -1, lbRedispatches: be?.wredis ?? -1, lbSessions };
 }
 
