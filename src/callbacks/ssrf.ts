@@ -1,6 +1,7 @@
 // SSRF guard: callbacks go only to public addresses unless an operator allows a range. It is
-// checked on the address actually connected to (the agent's lookup), so DNS rebinding and
-// numeric spellings (2130706433, 0x7f.1, [::ffff:127.0.0.1]) are caught as well as names.
+// checked on the address actually connected to (the callback client's connector, connector.ts),
+// so DNS rebinding and numeric spellings (2130706433, 0x7f.1, [::ffff:127.0.0.1]) are caught as
+// well as names.
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
 
@@ -45,7 +46,7 @@ export class SsrfGuard {
     return null;
   }
 
-  /** A drop-in for dns.lookup that fails for forbidden addresses (used by the HTTP agents). */
+  /** A drop-in for dns.lookup that fails for forbidden addresses (net.connect calls it for the callback connector). */
   readonly lookup = (hostname: string, options: unknown, callback: (err: Error | null, address: string | LookupAddress[], family?: number) => void): void => {
     dnsLookup(hostname, { all: true }, (err, addresses) => {
       if (err) return callback(err, '', 0);
