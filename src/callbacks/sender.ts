@@ -133,7 +133,10 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    this.settle(this.answer());
+    // With pipelining 1, undici hands the connection back to its pool one event-loop turn after
+    // the response (a setImmediate queued once this returns). Answer after that turn, so the
+    // next callback to this receiver finds the connection free instead of opening another.
+    queueMicrotask(() => setImmediate(() => this.settle(this.answer())));
   }
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
