@@ -5,7 +5,8 @@
 // The outcome of an attempt is its status line: 2xx delivered, 410 gone, anything else (a 3xx
 // too: redirects are never followed) a failure. The response body is read and dropped only so
 // the connection can be reused; past MAX_BODY bytes, or past the attempt's deadline once the
-// status is in, the connection is closed instead and the outcome stands.
+// status is in, the connection is closed instead and the outcome stands (as it does when the
+// receiver drops the connection during the body).
 import { Agent, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'undici/types/header.js';
 import { guardedConnector } from './connector.js';
@@ -101,6 +102,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private settled = false;
   private expired = false;
+  private ended = false;
   private status = 0;
   private retryAfter: string | undefined;
   private bodyBytes = 0;
@@ -133,6 +135,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.ended = true;
     // With pipelining 1, undici hands the connection back to its pool one event-loop turn after
     // the response (a setImmediate queued once this returns). Answer after that turn, so the
     // next callback to this receiver finds the connection free instead of opening another.
@@ -140,7 +143,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
-    this.settle(fail(describe(err as NodeJS.ErrnoException, this.timeoutMs)));
+    // A connection lost while the body was still coming: the status line had the answer.
+    this.settle(this.status ? this.answer() : fail(describe(err as NodeJS.ErrnoException, this.timeoutMs)));
   }
 
   private expire(): void {
@@ -148,7 +152,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     const why = new Error(`timed out after ${this.timeoutMs} ms`);
     // With the status in, only the body was late: the receiver has answered.
     this.settle(this.status ? this.answer() : fail(why.message));
-    this.controller?.abort(why);
+    if (!this.ended) this.controller?.abort(why);
   }
 
   private answer(): SendResult {

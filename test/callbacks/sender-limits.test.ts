@@ -1,7 +1,7 @@
 // What bounds one callback attempt, against real receivers that misbehave: one that never
 // answers (the deadline), a resolver that never answers (the connect timeout covers the lookup),
-// attempts that wait for a connection past their deadline (never sent), a body that trickles
-// or never ends (the status stands, the connection is closed, memory stays flat).
+// attempts that wait for a connection past their deadline (never sent), a body that trickles,
+// never ends or is cut off (the status stands, the connection is closed, memory stays flat).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type http from 'node:http';
@@ -52,7 +52,12 @@ describe('callback attempt limits', () => {
         res.writeHead(200);
         const t = setInterval(() => res.write('.'), 50);
         res.on('close', () => clearInterval(t));
-      } else res.writeHead(200).end();
+      } else if (req.path.startsWith('/cut')) {
+        res.writeHead(200, { 'content-length': '1000' });
+        res.write('part of the body');
+        setTimeout(() => res.socket?.destroy(), 20);
+      } else if (req.path.startsWith('/reset')) res.socket?.destroy();
+      else res.writeHead(200).end();
     });
   });
   after(async () => {
@@ -115,6 +120,19 @@ describe('callback attempt limits', () => {
       assert.ok(ms >= 390 && ms < 2000, `${ms} ms`);
       await waitFor('the trickling connection closed', () => rcv.open.size === 0, 2000, 10);
       assert.equal((await sender.send(`${rcv.url}/ok`, {}, '{}')).ok, true, 'a new connection after the closed one');
+    } finally {
+      await sender.close();
+    }
+  });
+
+  test('a connection lost during the body keeps the status; lost before it, the attempt fails', async () => {
+    const sender = new CallbackSender({ guard, connectTimeoutMs: 1000, timeoutMs: 5000 });
+    try {
+      assert.deepEqual(await sender.send(`${rcv.url}/cut`, {}, '{}'), { ok: true, status: 200, retryAfterMs: null, gone: false, error: null });
+      const r = await sender.send(`${rcv.url}/reset`, {}, '{}');
+      assert.equal(r.ok, false);
+      assert.equal(r.status, null);
+      assert.match(r.error ?? '', /^UND_ERR_SOCKET: /);
     } finally {
       await sender.close();
     }
