@@ -1,6 +1,7 @@
 // SSRF guard: callbacks go only to public addresses unless an operator allows a range. It is
-// checked on the address actually connected to (the agent's lookup), so DNS rebinding and
-// numeric spellings (2130706433, 0x7f.1, [::ffff:127.0.0.1]) are caught as well as names.
+// checked on the address actually connected to (the callback client's connector, connector.ts),
+// so DNS rebinding and numeric spellings (2130706433, 0x7f.1, [::ffff:127.0.0.1]) are caught as
+// well as names.
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
 
@@ -14,12 +15,22 @@ const FORBIDDEN_V6 = [
   ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
 ] as const;
 
+/** Every address a name resolves to (dns.lookup with all: true, by default). */
+export type Resolve = (hostname: string, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
+
+const systemResolve: Resolve = (hostname, callback) => dnsLookup(hostname, { all: true }, callback);
+
 export class SsrfGuard {
   private readonly forbidden = new BlockList();
   private readonly allowed = new BlockList();
+  private readonly resolve: Resolve;
 
-  /** `allow`: CIDRs an operator permits even though they are not public (e.g. 127.0.0.1/32 in tests). */
-  constructor(allow: string[] = []) {
+  /**
+   * `allow`: CIDRs an operator permits even though they are not public (e.g. 127.0.0.1/32 in tests).
+   * `resolve`: the system resolver; tests give names answers no DNS server would (rebinding).
+   */
+  constructor(allow: string[] = [], resolve: Resolve = systemResolve) {
+    this.resolve = resolve;
     for (const [a, p] of FORBIDDEN_V4) this.forbidden.addSubnet(a, p, 'ipv4');
     for (const [a, p] of FORBIDDEN_V6) this.forbidden.addSubnet(a, p, 'ipv6');
     for (const cidr of allow) {
@@ -45,11 +56,11 @@ export class SsrfGuard {
     return null;
   }
 
-  /** A drop-in for dns.lookup that fails for forbidden addresses (used by the HTTP agents). */
+  /** A drop-in for dns.lookup that fails for forbidden addresses (net.connect calls it for the callback connector). */
   readonly lookup = (hostname: string, options: unknown, callback: (err: Error | null, address: string | LookupAddress[], family?: number) => void): void => {
-    dnsLookup(hostname, { all: true }, (err, addresses) => {
+    this.resolve(hostname, (err, list) => {
       if (err) return callback(err, '', 0);
-      const list = addresses as LookupAddress[];
+      if (list.length === 0) return callback(Object.assign(new Error(`${hostname} resolves to no address`), { code: 'ENOTFOUND' }), '', 0);
       for (const a of list) {
         const why = this.refuse(a.address);
         if (why) return callback(Object.assign(new Error(`callback refused: ${hostname} resolves to ${why}`), { code: 'INTAKE_SSRF_BLOCKED' }), '', 0);
