@@ -24,6 +24,8 @@ export interface RouteContext {
   refuseAddress(host: string): string | null;
   /** Called after requests were completed (their callbacks are in the outbox). */
   noteCompleted(): void;
+  /** The cluster as this node sees it (heartbeats, leader), for the admin scope. */
+  cluster(): ClusterView;
   /** The cluster's secret for ids derived from idempotency keys (src/intake/ids.ts). */
   idSecret: Buffer;
 }
@@ -35,4 +37,26 @@ export interface WorkRole {
   complete(items: CompleteItem[]): Promise<LeaseOutcome[]>;
   release(items: LeaseItem[]): Promise<LeaseOutcome[]>;
   extend(item: LeaseItem, leaseMs: number): Promise<LeaseOutcome>;
+}
+
+/** GET /v1/cluster: every node with a heartbeat, judged live by this node's own clock. */
+export interface ClusterView {
+  leader: string | null;
+  /** The desired-mode generation this node has applied. */
+  generation: number;
+  nodes: {
+    id: string;
+    live: boolean;
+    leader: boolean;
+    mode: string;
+    mode_error: string | null;
+    version: string;
+    ready: boolean;
+    drained: boolean;
+    backlog_segments: number;
+    accepted: number;
+    heartbeat_age_ms: number;
+    started_at: string;
+    url: string;
+  }[];
 }

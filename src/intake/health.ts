@@ -1,4 +1,4 @@
-// Liveness, readiness (the load balancer's check) and Prometheus metrics.
+// Liveness, readiness (the load balancer's check), the cluster view and Prometheus metrics.
 import type { FastifyInstance } from 'fastify';
 import { Errors } from '../errors.js';
 import type { RouteContext } from '../http/context.js';
@@ -18,6 +18,9 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: RouteContext): v
     if (!r.ready) return reply.code(503).send({ status: 'unavailable', node: ctx.nodeId, role, reason: r.reason });
     return { status: 'ready', node: ctx.nodeId, role };
   });
+
+  // The cluster as this node sees it: nodes, modes, leader, backlog (the admin scope).
+  app.get('/v1/cluster', { config: { scope: 'admin' } }, async () => ctx.cluster());
 
   app.get('/metrics', { config: { scope: 'admin' } }, async (_req, reply) => {
     void reply.header('content-type', ctx.metrics.registry.contentType);

@@ -10,6 +10,7 @@ import { Membership } from '../cluster/membership.js';
 import { clusterDir } from '../cluster/paths.js';
 import { listSegments } from '../spool/layout.js';
 import { LeaderDuties } from './leader-duties.js';
+import type { ClusterView } from '../http/context.js';
 import type { Roles } from './roles.js';
 
 /** What the heartbeat says that the control loop does not know itself. */
@@ -69,6 +70,30 @@ export class ClusterControl {
     this.timer = setInterval(() => void this.step(), Math.min(500, c.heartbeatMs));
     this.timer.unref();
     await this.step();
+  }
+
+  /** The cluster as this node sees it (its last membership poll): for GET /v1/cluster. */
+  view(): ClusterView {
+    const members = this.membership.members();
+    return {
+      leader: this.membership.leader(),
+      generation: this.generation,
+      nodes: members.map((m) => ({
+        id: m.hb.node,
+        live: m.live,
+        leader: m.hb.leader,
+        mode: m.hb.mode,
+        mode_error: m.hb.modeError,
+        version: m.hb.version,
+        ready: m.hb.ready,
+        drained: m.hb.drained,
+        backlog_segments: m.hb.backlog,
+        accepted: m.hb.accepted,
+        heartbeat_age_ms: Math.round(m.sinceAdvanceMs),
+        started_at: m.hb.startedAt,
+        url: m.hb.url,
+      })),
+    };
   }
 
   /** Publish a beat now (a stopping node tells `intake status` and `node drain --wait` at once). */

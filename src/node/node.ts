@@ -135,6 +135,7 @@ export class IntakeNode {
           store: () => this.roles.store,
           work: () => this.roles.work,
           readiness: (role) => this.readiness(role),
+          cluster: () => this.control.view(),
           idSecret,
           noteAccepted: () => {
             this.accepted++;

@@ -90,6 +90,7 @@ describe('who may do what', () => {
       ['POST', '/v1/work/release', { items: [{ id, lease_token: 't' }] }],
       ['POST', `/v1/work/${id}/extend`, { lease_token: 't' }],
       ['GET', '/metrics'],
+      ['GET', '/v1/cluster'],
       ['GET', '/no/such/route'],
     ];
     const bad = [undefined, 'not-a-key', `ik_0123456789abcdef_${'A'.repeat(43)}`, k.revoked!.key, `${k.aAdmin!.key}x`];
@@ -114,6 +115,8 @@ describe('who may do what', () => {
       [k.aSubmit!.key, 'POST', '/v1/work/complete', { items: [{ id: 'x', lease_token: 't', result: 1 }] }],
       [k.aSubmit!.key, 'GET', '/metrics'],
       [k.aProcess!.key, 'GET', '/metrics'],
+      [k.aSubmit!.key, 'GET', '/v1/cluster'],
+      [k.aProcess!.key, 'GET', '/v1/cluster'],
       [k.aLaneX!.key, 'POST', '/v1/work/claim', { lane: 'y' }],
       [k.aLaneX!.key, 'POST', '/v1/work/claim', { lane: null }],
     ];
@@ -225,6 +228,20 @@ describe('who may do what', () => {
     assert.ok(entry?.revoked_at, 'keys ls shows the revocation');
     assert.equal(entry?.hash, undefined, 'keys ls never prints a hash');
     t.diagnostic(`revocation refused on both nodes ${ms} ms after the revoke command returned (heartbeat ${HEARTBEAT_MS} ms)`);
+  });
+
+  test('GET /v1/cluster (admin): every node, its mode, the leader, as the node sees them', async () => {
+    const view = await waitFor('both nodes live in the view', async () => {
+      const r = await call('GET', `${n2.url}/v1/cluster`, { key: k.aAdmin!.key });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      const nodes = r.body.nodes as { id: string; live: boolean }[];
+      return nodes.length === 2 && nodes.every((n) => n.live) ? r.body : null;
+    });
+    const byId = new Map((view.nodes as { id: string; mode: string; leader: boolean }[]).map((n) => [n.id, n]));
+    assert.equal(byId.get('n1')?.mode, 'both');
+    assert.equal(byId.get('n2')?.mode, 'receive');
+    assert.equal(view.leader, 'n1', 'the longest-running node leads');
+    assert.equal(byId.get('n1')?.leader, true);
   });
 
   test('readiness per role: a receive node is ready for ingest only, a both node for both', async () => {
