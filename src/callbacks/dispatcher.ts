@@ -4,7 +4,7 @@
 // mid-batch loses nothing: the claims' leases run out and another dispatcher sends them again.
 import type { Logger } from 'pino';
 import type { CallbackOutcome, Store } from '../store/store.js';
-import { bury, park } from './failed-spool.js';
+import { bury, park, spooledIds } from './failed-spool.js';
 import { exhausted, nextDelayMs, type RetryPolicy } from './policy.js';
 import type { CallbackSender } from './sender.js';
 import { webhookHeaders } from './signing.js';
@@ -86,9 +86,17 @@ export class CallbackDispatcher {
   /** One batch: claim, send concurrently, record. Returns how many were claimed. */
   async once(concurrency = this.o.concurrency): Promise<number> {
     const { store, sender, secrets, policy, root, node } = this.o;
-    const batch = await store.claimCallbacks({ limit: this.o.batch, leaseMs: this.o.leaseMs });
-    if (batch.length === 0) return 0;
+    const claimed = await store.claimCallbacks({ limit: this.o.batch, leaseMs: this.o.leaseMs });
+    if (claimed.length === 0) return 0;
     const outcomes: CallbackOutcome[] = [];
+    // One webhook-id, one retry chain: a callback already parked (or dead) in the failed-callback
+    // spool is not sent from the outbox again; its row is only brought in line with the spool.
+    const spooled = await spooledIds(root);
+    const batch = claimed.filter((cb) => {
+      const where = spooled.retry.has(cb.id) ? 'parked' : spooled.dead.has(cb.id) ? 'dead' : null;
+      if (where) outcomes.push({ id: cb.id, attempts: cb.attempts, status: where, lastStatus: null, lastError: `already ${where} in the failed-callback spool`, at: Date.now() });
+      return where === null;
+    });
     let i = 0;
     const worker = async () => {
       while (i < batch.length) {
@@ -127,6 +135,6 @@ export class CallbackDispatcher {
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, batch.length) }, worker));
     await store.recordCallbackOutcomes(outcomes);
-    return batch.length;
+    return claimed.length;
   }
 }

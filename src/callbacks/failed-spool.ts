@@ -66,6 +66,17 @@ async function names(dir: string): Promise<string[]> {
   }
 }
 
+/**
+ * Ids that already have an entry in the failed-callback spool (retry or dead). A callback there
+ * has its one retry chain: the outbox must not start a second one (it would, when a dispatcher
+ * parked it and died before recording that, and the row's lease then ran out).
+ */
+export async function spooledIds(root: string): Promise<{ retry: Set<string>; dead: Set<string> }> {
+  const retry = new Set((await names(retryDir(root))).map((n) => n.slice(14, -4)));
+  const dead = new Set((await names(deadDir(root))).map((n) => n.slice(0, -4)));
+  return { retry, dead };
+}
+
 /** Entries whose next attempt is due (by the time in their name), earliest first. */
 export async function listDue(root: string, now = Date.now()): Promise<SpooledCallback[]> {
   const out: SpooledCallback[] = [];
