@@ -57,8 +57,8 @@ async function migratedDb(): Promise<string> {
   return url;
 }
 
-async function startNode(spool: string, db: string, nodeId: string, extra: string[] = []): Promise<Daemon> {
-  const d = await startDaemon({ spool, db, nodeId, mode: 'both', args: [...FAST, ...extra] });
+async function startNode(spool: string, db: string, nodeId: string, extra: string[] = [], mode: 'receive' | 'save' | 'both' = 'both'): Promise<Daemon> {
+  const d = await startDaemon({ spool, db, nodeId, mode, args: [...FAST, ...extra] });
   started.add(d);
   void d.exited.then(() => started.delete(d));
   return d;
@@ -320,5 +320,29 @@ describe('schedules', () => {
     assert.ok(cu.from > downAt - 3000 && cu.to < upAt, 'once: the range lies inside the outage');
     assert.deepEqual(quarantined(spool), []);
     await node.kill('SIGTERM');
+  });
+
+  test('a leader in save mode has no spool writer: the first node that accepts runs the schedules', { timeout: 90_000 }, async (t) => {
+    const spool = newSpool();
+    const db = await migratedDb();
+    const saver = await startNode(spool, db, 's1', [], 'save'); // registers first: the leader
+    const receiver = await startNode(spool, db, 'r1', [], 'receive');
+    await currentLeader(spool, new Map([['s1', saver], ['r1', receiver]])).then((l) => assert.equal(l, 's1'));
+    const s = await addSchedule(spool);
+    const rows = await waitFor(
+      'five ticks in the database',
+      async () => {
+        const r = checkTicks(s.id, await tickRows(db));
+        return r.rows >= 5 ? r : null;
+      },
+      30_000,
+      200,
+    );
+    t.diagnostic(formatTicks(rows!));
+    assert.deepEqual([rows!.missing, rows!.duplicated], [[], []]);
+    assert.equal(logLines(receiver.output(), 'running the schedules').length, 1, 'the receive node runs the schedules');
+    assert.equal(logLines(saver.output(), 'running the schedules').length, 0, 'the save-mode leader does not');
+    await rmSchedule(spool, s.id);
+    await Promise.all([saver.kill('SIGTERM'), receiver.kill('SIGTERM')]);
   });
 });
