@@ -35,6 +35,8 @@ export interface Config {
   stopGraceMs: number;
   stopIdleMs: number;
   archiveRetentionMs: number;
+  /** A schedule's tick found due later than this was missed by an outage: its catch-up policy applies. */
+  scheduleGraceMs: number;
   callbackAllowCidrs: string;
   callbackConnectTimeoutMs: number;
   callbackTimeoutMs: number;
@@ -77,6 +79,7 @@ export const ENV: Record<keyof Config, string> = {
   stopGraceMs: 'INTAKE_STOP_GRACE_MS',
   stopIdleMs: 'INTAKE_STOP_IDLE_MS',
   archiveRetentionMs: 'INTAKE_ARCHIVE_RETENTION_MS',
+  scheduleGraceMs: 'INTAKE_SCHEDULE_GRACE_MS',
   callbackAllowCidrs: 'INTAKE_CALLBACK_ALLOW_CIDRS',
   callbackConnectTimeoutMs: 'INTAKE_CALLBACK_CONNECT_TIMEOUT_MS',
   callbackTimeoutMs: 'INTAKE_CALLBACK_TIMEOUT_MS',
@@ -123,6 +126,7 @@ export const DEFAULTS = {
   stopGraceMs: 5000,
   stopIdleMs: 1000,
   archiveRetentionMs: 7 * 24 * 3600 * 1000,
+  scheduleGraceMs: 60_000,
   callbackAllowCidrs: '',
   callbackConnectTimeoutMs: 5000,
   callbackTimeoutMs: 15_000,
@@ -193,6 +197,7 @@ export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env)
     stopGraceMs: int('stopGraceMs', pick('stopGraceMs'), 0, 600_000),
     stopIdleMs: int('stopIdleMs', pick('stopIdleMs'), 0, 600_000),
     archiveRetentionMs: int('archiveRetentionMs', pick('archiveRetentionMs'), 1000, 10 * 365 * 24 * 3600 * 1000),
+    scheduleGraceMs: int('scheduleGraceMs', pick('scheduleGraceMs'), 1000, 7 * 24 * 3600 * 1000),
     callbackAllowCidrs: String(pick('callbackAllowCidrs') ?? ''),
     callbackConnectTimeoutMs: int('callbackConnectTimeoutMs', pick('callbackConnectTimeoutMs'), 10, 600_000),
     callbackTimeoutMs: int('callbackTimeoutMs', pick('callbackTimeoutMs'), 10, 3_600_000),

@@ -63,6 +63,8 @@ export const Errors = {
 
   // configuration and database
   badConfig: define('INTAKE_BAD_CONFIG', 500),
+  /** `intake schedules add` refused a schedule (cron expression, tenant, lane, catch-up policy, payload). */
+  badSchedule: define('INTAKE_BAD_SCHEDULE', 500),
   schemaUnsupported: define('INTAKE_SCHEMA_UNSUPPORTED', 500),
   internal: define('INTAKE_INTERNAL', 500),
 } as const;

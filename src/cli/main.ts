@@ -5,6 +5,7 @@ import { registerStart } from './start.js';
 import { registerSpool } from './spool.js';
 import { registerCallbacks } from './callbacks.js';
 import { registerKeys } from './keys.js';
+import { registerSchedules } from './schedules.js';
 import { registerMigrate } from './migrate.js';
 import { registerMode } from './mode.js';
 import { registerNode } from './node.js';
@@ -23,6 +24,7 @@ export async function main(argv: string[]): Promise<void> {
   registerSpool(program);
   registerCallbacks(program);
   registerKeys(program);
+  registerSchedules(program);
   registerMigrate(program);
   registerMode(program);
   registerNode(program);

@@ -31,6 +31,7 @@ export function registerStart(program: Command): void {
     .option('--max-json-depth <n>', `nesting of arrays and objects in a JSON body at most, else 400 (env INTAKE_MAX_JSON_DEPTH, default ${DEFAULTS.maxJsonDepth})`)
     .option('--archive', 'keep drained segments under archive/ instead of deleting them (env INTAKE_ARCHIVE)')
     .option('--archive-retention-ms <n>', `the leader deletes older archived segments (env INTAKE_ARCHIVE_RETENTION_MS, default 7 days)`)
+    .option('--schedule-grace-ms <n>', `a schedule's tick found due later than this was missed by an outage: its --catch-up policy applies (env INTAKE_SCHEDULE_GRACE_MS, default ${DEFAULTS.scheduleGraceMs})`)
     .option('--loop-delay-warn-ms <n>', `warn when the event loop's p99 delay over a window passes this (env INTAKE_LOOP_DELAY_WARN_MS, default ${DEFAULTS.loopDelayWarnMs})`)
     .option('--insecure-no-auth', 'serve without API keys on a non-loopback address while the cluster has none (env INTAKE_INSECURE_NO_AUTH)')
     .option('--log-level <level>', `pino level (env INTAKE_LOG_LEVEL, default ${DEFAULTS.logLevel})`)

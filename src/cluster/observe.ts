@@ -25,3 +25,14 @@ export function leaderOf(members: Member[]): string | null {
   for (const m of members) if (m.live && (!best || m.hb.seq < best.hb.seq)) best = m;
   return best?.hb.node ?? null;
 }
+
+/**
+ * The node that runs the schedules: the leader when it accepts requests (receive or both mode:
+ * it has a spool writer to put the ticks' requests on), else the live accepting node with the
+ * lowest registration number. Null when no live node accepts.
+ */
+export function schedulerOf(members: Member[]): string | null {
+  let best: Member | null = null;
+  for (const m of members) if (m.live && m.hb.mode !== 'save' && (!best || m.hb.seq < best.hb.seq)) best = m;
+  return best?.hb.node ?? null;
+}

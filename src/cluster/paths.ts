@@ -6,6 +6,8 @@
 //   <root>/cluster/drained/<node>           present while an operator has drained the node (intake node drain)
 //   <root>/cluster/keys.json                API keys, hashed (intake keys)
 //   <root>/cluster/id-secret.json           the secret idempotency ids are derived with (made by the first node)
+//   <root>/cluster/schedules.json           cron schedules the cluster enqueues requests for (intake schedules)
+//   <root>/cluster/schedule-state.json      per schedule, the last tick whose request is on the spool (the scheduler)
 import { join } from 'node:path';
 
 export const clusterDir = (root: string) => join(root, 'cluster');
@@ -17,3 +19,5 @@ export const drainedDir = (root: string) => join(root, 'cluster', 'drained');
 export const drainedPath = (root: string, node: string) => join(root, 'cluster', 'drained', node);
 export const keysPath = (root: string) => join(root, 'cluster', 'keys.json');
 export const idSecretPath = (root: string) => join(root, 'cluster', 'id-secret.json');
+export const schedulesPath = (root: string) => join(root, 'cluster', 'schedules.json');
+export const scheduleStatePath = (root: string) => join(root, 'cluster', 'schedule-state.json');

@@ -1,10 +1,14 @@
-// Small files every node of a cluster shares and the first one creates: the webhook secrets,
-// the id secret. Created atomically and durably: the content goes to a temp file that is
+// Small files every node of a cluster shares. Those the first node creates (the webhook secrets,
+// the id secret): readOrCreateShared. Those operators and the scheduler change (schedules and
+// their progress): readJsonFile and updateJsonFile.
+//
+// readOrCreateShared: Created atomically and durably: the content goes to a temp file that is
 // fsynced, then hard-linked to its name (link refuses to replace an existing file, so two nodes
 // starting at once agree on one content), then the directory is fsynced. A crash leaves either
 // no file or the whole file, never an empty one that stops every node from starting.
 import { promises as fsp } from 'node:fs';
-import { fsyncDir, writeFileSynced } from '../spool/fsutil.js';
+import lockfile from 'proper-lockfile';
+import { fsyncDir, writeFileDurable, writeFileSynced } from '../spool/fsutil.js';
 
 export async function readOrCreateShared<T>(path: string, dir: string, make: () => T): Promise<T> {
   try {
@@ -25,5 +29,37 @@ export async function readOrCreateShared<T>(path: string, dir: string, make: () 
     return JSON.parse(await fsp.readFile(path, 'utf8')) as T; // another node made it first: theirs wins
   } finally {
     await fsp.unlink(tmp).catch(() => undefined);
+  }
+}
+
+/** A small JSON file under cluster/, or `empty()` while it does not exist. */
+export async function readJsonFile<T>(path: string, normalize: (raw: Partial<T> | null) => T): Promise<T> {
+  try {
+    return normalize(JSON.parse(await fsp.readFile(path, 'utf8')) as Partial<T>);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return normalize(null);
+    throw err;
+  }
+}
+
+/**
+ * Read-modify-write of a small JSON file under a lock (proper-lockfile, stale after `staleMs`),
+ * written durably, so two writers (operators, or two nodes for a moment) never lose each
+ * other's change. Returns what `change` returns.
+ */
+export async function updateJsonFile<T, R>(
+  path: string,
+  o: { dir: string; normalize: (raw: Partial<T> | null) => T; staleMs?: number; mode?: number },
+  change: (f: T) => R,
+): Promise<R> {
+  await fsp.mkdir(o.dir, { recursive: true });
+  const release = await lockfile.lock(path, { realpath: false, stale: o.staleMs ?? 10_000, retries: { retries: 50, minTimeout: 50, maxTimeout: 200 } });
+  try {
+    const f = await readJsonFile(path, o.normalize);
+    const out = change(f);
+    await writeFileDurable(path, JSON.stringify(f, null, 2) + '\n', o.mode);
+    return out;
+  } finally {
+    await release();
   }
 }

@@ -1,6 +1,7 @@
 // The node's control loop: every heartbeat period (and at once on a change under cluster/) it
 // applies the operator's desired mode and drain flag, polls membership, runs the leader's
-// duties while this node leads, and publishes the heartbeat. Never overlaps itself.
+// duties while this node leads, runs the schedules while it is the scheduler, and publishes the
+// heartbeat. Never overlaps itself.
 import chokidar, { type FSWatcher } from 'chokidar';
 import type { Logger } from 'pino';
 import type { Config, Mode } from '../config.js';
@@ -8,9 +9,11 @@ import { effectiveMode, isDrained, readDesired } from '../cluster/desired.js';
 import { HeartbeatPublisher, type Heartbeat } from '../cluster/heartbeat.js';
 import { Membership } from '../cluster/membership.js';
 import { clusterDir } from '../cluster/paths.js';
+import { schedulerOf } from '../cluster/observe.js';
 import { listSegments } from '../spool/layout.js';
 import { LeaderDuties } from './leader-duties.js';
 import type { ClusterView } from '../http/context.js';
+import { ScheduleDuty } from './schedule-duty.js';
 import type { Roles } from './roles.js';
 
 /** What the heartbeat says that the control loop does not know itself. */
@@ -21,6 +24,8 @@ export class ClusterControl {
   generation = 0;
   drained = false;
   leader = false;
+  /** Whether this node runs the schedules (the leader, unless it has no spool writer). */
+  scheduler = false;
   modeError: string | null = null;
   private backlog = 0;
   private readonly c: Config;
@@ -30,13 +35,14 @@ export class ClusterControl {
   private readonly everyStep: (() => Promise<void>) | undefined;
   private readonly membership: Membership;
   private readonly duties: LeaderDuties;
+  private readonly schedules: ScheduleDuty;
   private heartbeat: HeartbeatPublisher | null = null;
   private watcher: FSWatcher | null = null;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private closed = false;
 
-  constructor(o: { config: Config; log: Logger; roles: Roles; state: () => NodeState; everyStep?: () => Promise<void> }) {
+  constructor(o: { config: Config; log: Logger; roles: Roles; state: () => NodeState; idSecret: () => Buffer; everyStep?: () => Promise<void> }) {
     this.everyStep = o.everyStep;
     this.c = o.config;
     this.log = o.log;
@@ -44,6 +50,14 @@ export class ClusterControl {
     this.state = o.state;
     this.membership = new Membership({ root: o.config.spool, self: o.config.nodeId, deadAfterMs: o.config.deadAfterMs });
     this.duties = new LeaderDuties(o.config, o.log);
+    this.schedules = new ScheduleDuty({
+      root: o.config.spool,
+      node: o.config.nodeId,
+      idSecret: o.idSecret,
+      graceMs: o.config.scheduleGraceMs,
+      lockStaleMs: o.config.lockStaleMs,
+      log: o.log.child({ part: 'schedules' }),
+    });
   }
 
   /** The mode to start in: the operator's desired mode outlives restarts; --mode is the default for a node it does not name. */
@@ -157,6 +171,15 @@ export class ClusterControl {
     }
     if (changed) await this.heartbeat?.beat();
     this.backlog = (await listSegments(c.spool, c.nodeId)).filter((f) => f.state === 'sealed').length;
+    // Schedules first (their ticks are due now) and on their own: a failing leader duty must not
+    // hold up the ticks, nor a failing tick the duties.
+    const writer = this.roles.writer;
+    const scheduler = writer !== null && schedulerOf(this.membership.members()) === c.nodeId;
+    if (scheduler !== this.scheduler) {
+      this.scheduler = scheduler;
+      this.log.info({ scheduler }, scheduler ? 'running the schedules' : 'no longer running the schedules');
+    }
+    if (scheduler) await this.schedules.run(writer).catch((err) => this.log.error({ err }, 'schedule step failed; retried next step'));
     if (this.leader) await this.duties.run();
   }
 

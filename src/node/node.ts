@@ -47,6 +47,7 @@ export class IntakeNode {
   private readonly control: ClusterControl;
   private readonly loop: LoopMonitor;
   private secrets: SecretSource | null = null;
+  private idSecret: Buffer | null = null;
   private readonly auth = new Authenticator();
   private retrier: CallbackRetrier | null = null;
   private lock: NodeLock | null = null;
@@ -74,6 +75,10 @@ export class IntakeNode {
       config,
       log: this.log,
       roles: this.roles,
+      idSecret: () => {
+        if (!this.idSecret) throw new Error('id secret not loaded yet');
+        return this.idSecret;
+      },
       // A new or revoked key counts on this node within one control step.
       everyStep: async () => this.auth.update(await readKeys(config.spool)),
       state: () => ({
@@ -112,6 +117,7 @@ export class IntakeNode {
         );
       }
       const idSecret = await loadIdSecret(c.spool);
+      this.idSecret = idSecret;
       this.secrets = await loadSecrets(c.spool);
       this.seq = await register(c.spool, c.nodeId);
       const target = await this.control.initialMode();
