@@ -45,6 +45,8 @@ export const Errors = {
   urlTooLong: define('INTAKE_URL_TOO_LONG', 414),
   leaseConflict: define('INTAKE_LEASE_CONFLICT', 409),
   idempotencyConflict: define('INTAKE_IDEMPOTENCY_CONFLICT', 422),
+  /** A cancel of a request a processor has already claimed or completed. */
+  notCancellable: define('INTAKE_NOT_CANCELLABLE', 409),
 
   // this node cannot serve the request right now (the client retries, maybe on another node)
   spoolUnavailable: define('INTAKE_SPOOL_UNAVAILABLE', 503, 1),

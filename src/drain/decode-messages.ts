@@ -2,7 +2,7 @@
 // (decode-worker.ts). Records come back in chunks, each sent only after the previous one was
 // taken (`more`), so the event loop deserialises one small piece per turn, never a whole segment.
 import type { HeaderProblem } from '../spool/format.js';
-import type { CallbackOutcomeRecord, RequestRecord } from '../spool/records.js';
+import type { CallbackOutcomeRecord, CancelRecord, RequestRecord } from '../spool/records.js';
 import type { Located } from './isolate.js';
 import type { DamagedRange } from './parse-segment.js';
 
@@ -16,7 +16,7 @@ export type ToWorker = { type: 'decode'; job: number; path: string } | { type: '
 export type JobEnd = { kind: 'gone' } | { kind: 'header'; problem: HeaderProblem } | { kind: 'ok'; damaged: DamagedRange[] };
 
 export type FromWorker =
-  | { type: 'chunk'; job: number; requests: Located<RequestRecord>[]; outcomes: Located<CallbackOutcomeRecord>[] }
+  | { type: 'chunk'; job: number; requests: Located<RequestRecord>[]; outcomes: Located<CallbackOutcomeRecord>[]; cancels?: Located<CancelRecord>[] }
   | { type: 'done'; job: number; end: JobEnd }
   /** The file could not be read (not ENOENT): code and message of the error. */
   | { type: 'failed'; job: number; code: string | undefined; message: string };

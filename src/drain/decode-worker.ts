@@ -61,6 +61,7 @@ async function decode(job: number, path: string): Promise<void> {
     if (content.kind === 'header') return post({ type: 'done', job, end: content });
     for (const requests of chunks(content.requests)) await send({ type: 'chunk', job, requests, outcomes: [] });
     for (const outcomes of chunks(content.outcomes)) await send({ type: 'chunk', job, requests: [], outcomes });
+    for (const cancels of chunks(content.cancels)) await send({ type: 'chunk', job, requests: [], outcomes: [], cancels });
     post({ type: 'done', job, end: { kind: 'ok', damaged: content.damaged } });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;

@@ -6,7 +6,7 @@ import { Worker, type ResourceLimits } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
 import type { HeaderProblem } from '../spool/format.js';
-import type { CallbackOutcomeRecord, RequestRecord } from '../spool/records.js';
+import type { CallbackOutcomeRecord, CancelRecord, RequestRecord } from '../spool/records.js';
 import type { FromWorker, ToWorker } from './decode-messages.js';
 import type { Located } from './isolate.js';
 import type { ParsedSegment } from './parse-segment.js';
@@ -16,6 +16,7 @@ export type DecodedFile = { kind: 'gone' } | { kind: 'header'; problem: HeaderPr
 interface Job {
   requests: Located<RequestRecord>[];
   outcomes: Located<CallbackOutcomeRecord>[];
+  cancels: Located<CancelRecord>[];
   resolve(d: DecodedFile): void;
   reject(err: unknown): void;
 }
@@ -43,7 +44,7 @@ export class SegmentDecoder {
     const w = this.worker ?? this.spawn();
     const job = ++this.lastJob;
     return new Promise<DecodedFile>((resolve, reject) => {
-      this.jobs.set(job, { requests: [], outcomes: [], resolve, reject });
+      this.jobs.set(job, { requests: [], outcomes: [], cancels: [], resolve, reject });
       // Held only while a job is in flight: an idle worker never keeps the process alive.
       if (this.jobs.size === 1) w.ref();
       this.post(w, { type: 'decode', job, path });
@@ -80,13 +81,14 @@ export class SegmentDecoder {
       this.post(w, { type: 'more', job: m.job });
       for (const r of m.requests) j?.requests.push(r);
       for (const o of m.outcomes) j?.outcomes.push(o);
+      for (const c of m.cancels ?? []) j?.cancels.push(c);
       return;
     }
     if (!j) return;
     this.jobs.delete(m.job);
     if (this.jobs.size === 0) w.unref();
     if (m.type === 'failed') j.reject(Object.assign(new Error(m.message), { code: m.code }));
-    else if (m.end.kind === 'ok') j.resolve({ kind: 'ok', requests: j.requests, outcomes: j.outcomes, damaged: m.end.damaged });
+    else if (m.end.kind === 'ok') j.resolve({ kind: 'ok', requests: j.requests, outcomes: j.outcomes, cancels: j.cancels, damaged: m.end.damaged });
     else j.resolve(m.end);
   }
 

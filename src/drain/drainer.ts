@@ -234,7 +234,11 @@ export class Drainer {
         await store.recordCallbackOutcomes(os);
         return os.length;
       });
-      for (const r of [...requests.refused, ...outcomes.refused]) await this.quarantineRefused(f, r);
+      // After the requests of the same segment, so a cancel finds its request's row; a cancel
+      // that comes first (its request in a later-drained segment) waits as a tombstone that the
+      // request's insert honours (store.ts, applyCancels).
+      const cancels = await insertIsolating(dec.cancels, (cs) => store.applyCancels(cs));
+      for (const r of [...requests.refused, ...outcomes.refused, ...cancels.refused]) await this.quarantineRefused(f, r);
       const { inserted } = requests;
       const duplicates = dec.requests.length - requests.refused.length - inserted;
       metrics.drainRecords.inc({ result: 'inserted' }, inserted);
@@ -256,7 +260,7 @@ export class Drainer {
       await fsyncDir(nodeDir(root, f.node));
       metrics.drainSegments.inc();
       log.info(
-        { segment: f.segment, segmentNode: f.node, records: dec.requests.length, inserted, refused: requests.refused.length + outcomes.refused.length, ms: Math.round(performance.now() - t0) },
+        { segment: f.segment, segmentNode: f.node, records: dec.requests.length, inserted, cancels: dec.cancels.length, cancelled: cancels.inserted, refused: requests.refused.length + outcomes.refused.length + cancels.refused.length, ms: Math.round(performance.now() - t0) },
         'segment drained',
       );
       return 'drained';

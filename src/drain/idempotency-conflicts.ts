@@ -20,7 +20,8 @@ function sameRequest(row: StoredRequest, r: RequestRecord): boolean {
   return (
     row.callbackUrl === r.callbackUrl &&
     row.lane === r.lane &&
-    row.notBefore === r.notBefore &&
+    // A delay_seconds retry through another node has its own notBefore, the same delay.
+    (typeof r.delaySeconds === 'number' && row.notBefore !== null ? row.notBefore - row.receivedAt === r.delaySeconds * 1000 : row.notBefore === r.notBefore) &&
     isDeepStrictEqual(parse(row.payload), parse(r.payload)) &&
     isDeepStrictEqual(parse(row.metadata), parse(r.metadata))
   );

@@ -1,9 +1,9 @@
-// What a drain needs from one segment file: its request records and callback outcomes, each
+// What a drain needs from one segment file: its request records, cancels and callback outcomes, each
 // with its place in the file, and every byte range to quarantine instead of loading. Runs in
 // the decode worker (decode-worker.ts), never on the event loop: a 16 MiB segment takes
 // 100+ ms to check and parse.
 import { decodeSegment, RecordKind, type HeaderProblem } from '../spool/format.js';
-import { parseCallbackOutcome, parseRequestRecord, type CallbackOutcomeRecord, type RequestRecord } from '../spool/records.js';
+import { parseCallbackOutcome, parseCancelRecord, parseRequestRecord, type CallbackOutcomeRecord, type CancelRecord, type RequestRecord } from '../spool/records.js';
 import type { Located } from './isolate.js';
 
 /** A byte range of the segment that goes to quarantine/, and why. */
@@ -16,6 +16,7 @@ export interface DamagedRange {
 export interface ParsedSegment {
   requests: Located<RequestRecord>[];
   outcomes: Located<CallbackOutcomeRecord>[];
+  cancels: Located<CancelRecord>[];
   /** Damage and records we do not load (records first, then damaged frames, then the tail). */
   damaged: DamagedRange[];
 }
@@ -26,13 +27,19 @@ export type SegmentContent = { kind: 'header'; problem: HeaderProblem } | ({ kin
 export function parseSegment(buf: Buffer): SegmentContent {
   const dec = decodeSegment(buf);
   if (dec.headerProblem) return { kind: 'header', problem: dec.headerProblem };
-  const out: ParsedSegment = { requests: [], outcomes: [], damaged: [] };
+  const out: ParsedSegment = { requests: [], outcomes: [], cancels: [], damaged: [] };
   for (const rec of dec.records) {
     const at = { offset: rec.offset, length: rec.length };
     if (rec.kind === RecordKind.request) {
       const r = parseRequestRecord(rec.json);
       if (r) {
         out.requests.push({ ...at, value: r });
+        continue;
+      }
+    } else if (rec.kind === RecordKind.cancel) {
+      const c = parseCancelRecord(rec.json);
+      if (c) {
+        out.cancels.push({ ...at, value: c });
         continue;
       }
     } else if (rec.kind === RecordKind.callbackOutcome) {
@@ -42,7 +49,7 @@ export function parseSegment(buf: Buffer): SegmentContent {
         continue;
       }
     }
-    const known = rec.kind === RecordKind.request || rec.kind === RecordKind.callbackOutcome;
+    const known = rec.kind === RecordKind.request || rec.kind === RecordKind.cancel || rec.kind === RecordKind.callbackOutcome;
     out.damaged.push({ ...at, reason: known ? 'bad-record' : 'unhandled-kind' });
   }
   out.damaged.push(...dec.gaps);

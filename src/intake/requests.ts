@@ -11,7 +11,7 @@ import type { RouteContext } from '../http/context.js';
 import { isRequestId } from '../http/ids.js';
 import { RecentKeys } from './idempotency.js';
 import { newRequestId } from './ids.js';
-import { validateIdempotencyKey, validateNewRequest } from './validate.js';
+import { validateIdempotencyKey, validateNewRequest, withDelay } from './validate.js';
 
 export function registerRequestRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const recent = new RecentKeys();
@@ -36,7 +36,7 @@ export function registerRequestRoutes(app: FastifyInstance, ctx: RouteContext): 
       }
       const record = encodeRecord(
         RecordKind.request,
-        encodeRequestRecord({ id, tenant, idempotencyKey, receivedAt: Date.now(), node: ctx.nodeId, ...body }),
+        encodeRequestRecord(withDelay({ id, tenant, idempotencyKey, receivedAt: Date.now(), node: ctx.nodeId, ...body })),
       );
       try {
         await spool.append(record);

@@ -9,10 +9,18 @@ export interface NewRequest {
   callbackUrl: string;
   lane: string | null;
   notBefore: number | null;
+  /**
+   * The delay asked for (delay_seconds), or null. Kept as given, not as an instant, so a retry
+   * under the same Idempotency-Key is the same request; the record's not_before is counted from
+   * its receivedAt (withDelay).
+   */
+  delaySeconds: number | null;
   metadata: string | null;
 }
 
-const ALLOWED = new Set(['payload', 'callback_url', 'lane', 'not_before', 'metadata']);
+const ALLOWED = new Set(['payload', 'callback_url', 'lane', 'not_before', 'delay_seconds', 'metadata']);
+/** A year: a longer delay is more likely a unit mistake (ms for s) than a plan. */
+const MAX_DELAY_S = 31_536_000;
 const LANE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const MAX_URL = 2048;
 const MAX_METADATA_BYTES = 16 * 1024;
@@ -54,6 +62,23 @@ function parseNotBefore(v: unknown): number | null {
   throw Errors.badRequest('not_before must be an RFC 3339 timestamp with a zone, like 2030-01-01T00:00:00Z');
 }
 
+function parseDelay(v: unknown): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_DELAY_S) {
+    throw Errors.badRequest(`delay_seconds must be an integer from 0 to ${MAX_DELAY_S}`);
+  }
+  return v;
+}
+
+/**
+ * delay_seconds is stored as not_before, counted from the receiving node's clock at acceptance.
+ * The delay itself goes into the record only when given (most records carry none).
+ */
+export function withDelay<T extends { receivedAt: number; notBefore: number | null; delaySeconds: number | null }>(r: T): Omit<T, 'delaySeconds'> & { delaySeconds?: number } {
+  const { delaySeconds, ...rest } = r;
+  return delaySeconds === null ? rest : { ...rest, delaySeconds, notBefore: r.receivedAt + delaySeconds * 1000 };
+}
+
 export function validateNewRequest(body: unknown, refuse?: AddressCheck): NewRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw Errors.badRequest('the body must be a JSON object');
   const b = body as Record<string, unknown>;
@@ -74,7 +99,10 @@ export function validateNewRequest(body: unknown, refuse?: AddressCheck): NewReq
   }
   const payload = JSON.stringify(b.payload);
   refuseUnstorable(payload, 'payload');
-  return { payload, callbackUrl, lane, notBefore: parseNotBefore(b.not_before), metadata };
+  const hasNotBefore = b.not_before !== undefined && b.not_before !== null;
+  const hasDelay = b.delay_seconds !== undefined && b.delay_seconds !== null;
+  if (hasNotBefore && hasDelay) throw Errors.badRequest('give not_before or delay_seconds, not both');
+  return { payload, callbackUrl, lane, notBefore: parseNotBefore(b.not_before), delaySeconds: parseDelay(b.delay_seconds), metadata };
 }
 
 export function validateIdempotencyKey(v: string | string[] | undefined): string | null {

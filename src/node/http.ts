@@ -8,11 +8,14 @@ import { clientErrorHandler, frameworkErrors } from '../http/client-errors.js';
 import { applyLimits, nodeServerOptions, type HttpLimits } from '../http/limits.js';
 import { registerHealthRoutes } from '../intake/health.js';
 import { registerRequestRoutes } from '../intake/requests.js';
+import { registerCancelRoute } from '../intake/cancel.js';
 import { registerWorkRoutes } from '../work/routes.js';
 
 export interface ServerOptions extends HttpLimits {
   bodyLimitBytes: number;
   keepAliveTimeoutMs: number;
+  /** The spool root (a cancel asks whether a request could still be in it). */
+  spool: string;
 }
 
 const FASTIFY_TO_INTAKE: Record<string, (msg: string) => IntakeError> = {
@@ -67,6 +70,7 @@ export async function buildServer(ctx: RouteContext, auth: Authenticator, opts: 
   registerAuth(app, auth);
   registerHealthRoutes(app, ctx);
   registerRequestRoutes(app, ctx);
+  registerCancelRoute(app, ctx, opts.spool);
   registerWorkRoutes(app, ctx);
   return app;
 }

@@ -17,6 +17,7 @@ import type { CallbackSender } from '../callbacks/sender.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { WorkApi } from '../work/api.js';
+import { DueRequests } from '../work/due-requests.js';
 
 /** What the callback parts share, made once per node. */
 export interface CallbackDeps {
@@ -31,6 +32,7 @@ export class Roles {
   dispatcher: CallbackDispatcher | null = null;
   store: Store | null = null;
   work: WorkApi | null = null;
+  private due: DueRequests | null = null;
   mode: Mode | null = null;
   private readonly c: Config;
   private readonly log: Logger;
@@ -107,6 +109,9 @@ export class Roles {
       log: this.log.child({ part: 'callbacks' }),
     });
     dispatcher.start();
+    const due = new DueRequests(store, this.log.child({ part: 'due' }));
+    due.start();
+    this.due = due;
     this.store = store;
     this.work = new WorkApi(store, this.metrics);
     this.drainer = drainer;
@@ -114,12 +119,14 @@ export class Roles {
   }
 
   private async stopSave(): Promise<void> {
-    const { drainer, dispatcher, store } = this;
+    const { drainer, dispatcher, store, due } = this;
+    this.due = null;
     this.drainer = null;
     this.dispatcher = null;
     this.store = null;
     this.work = null;
     await dispatcher?.close();
+    await due?.close();
     await drainer?.close();
     await store?.close();
   }

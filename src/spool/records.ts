@@ -13,6 +13,11 @@ export interface RequestRecord {
   lane: string | null;
   /** Wall-clock ms before which the request is not handed to processors, or null. */
   notBefore: number | null;
+  /**
+   * The client's delay_seconds when it gave one (notBefore is then receivedAt + the delay):
+   * an Idempotency-Key retry through another node is the same request, though its notBefore is not.
+   */
+  delaySeconds?: number | null;
   /** The client's payload, as JSON text. */
   payload: string;
   /** The client's metadata object, as JSON text, or null. */
@@ -81,7 +86,7 @@ export function parseRequestRecord(json: string): RequestRecord | null {
   if (!isJsonText(v.payload) || (typeof v.metadata === 'string' && !isJsonText(v.metadata))) return null;
   if (typeof v.receivedAt !== 'number' || !Number.isFinite(v.receivedAt)) return null;
   if (!strOrNull(v.idempotencyKey ?? null) || !strOrNull(v.lane ?? null) || !strOrNull(v.metadata ?? null)) return null;
-  if (!numOrNull(v.notBefore ?? null)) return null;
+  if (!numOrNull(v.notBefore ?? null) || !numOrNull(v.delaySeconds ?? null)) return null;
   return {
     id: v.id,
     tenant: v.tenant,
@@ -91,9 +96,36 @@ export function parseRequestRecord(json: string): RequestRecord | null {
     callbackUrl: v.callbackUrl,
     lane: v.lane ?? null,
     notBefore: v.notBefore ?? null,
+    ...(typeof v.delaySeconds === 'number' ? { delaySeconds: v.delaySeconds } : {}),
     payload: v.payload,
     metadata: v.metadata ?? null,
   };
+}
+
+/**
+ * A cancel of a request, recorded by a node that could not apply it to the database itself
+ * (receive mode). The drainer applies it; if the request has not reached the database yet, the
+ * cancel waits there as a tombstone that the request's insert respects.
+ */
+export interface CancelRecord {
+  id: string;
+  /** The tenant of the key that asked: a cancel applies only to that tenant's request. */
+  tenant: string;
+  /** Wall-clock ms at the node that accepted the cancel. */
+  at: number;
+  node: string;
+}
+
+export function parseCancelRecord(json: string): CancelRecord | null {
+  try {
+    const v = JSON.parse(json) as unknown;
+    if (!isObj(v) || !str(v.id) || !str(v.tenant) || !str(v.node) || !validateUuid(v.id)) return null;
+    if (typeof v.at !== 'number' || !Number.isFinite(v.at)) return null;
+    if (containsNul(v.tenant) || containsNul(v.node)) return null;
+    return { id: v.id, tenant: v.tenant, at: v.at, node: v.node };
+  } catch {
+    return null;
+  }
 }
 
 /** A callback parked in the failed-callback spool, with its retry state. */

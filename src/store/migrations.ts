@@ -33,6 +33,7 @@ export function loadMigrations(engine: 'sqlite' | 'postgres'): Migration[] {
  * (a build works with the schema before its newest migration); a build whose code needs its
  * newest migration raises it, and then save mode waits for `intake migrate` (the rolling-upgrade
  * runbook migrates before nodes go back to save mode, so this costs no downtime).
- * v2 (processing API and callback outbox) is needed by this build.
+ * v5 (the cancels table: a cancel of a request not in the database yet waits there, and the
+ * drain's insert must honour it) is needed by this build.
  */
-export const MIN_SCHEMA = 2;
+export const MIN_SCHEMA = 5;

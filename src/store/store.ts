@@ -1,8 +1,12 @@
 // The Store: the one interface both database engines implement. Upper parts (drain, intake,
 // work, callbacks) use only this, never an engine directly.
-import type { CallbackEntryRecord, CallbackOutcomeRecord, RequestRecord } from '../spool/records.js';
+import type { CallbackEntryRecord, CallbackOutcomeRecord, CancelRecord, RequestRecord } from '../spool/records.js';
 
-export type RequestStatus = 'pending' | 'claimed' | 'completed' | 'cancelled';
+/** scheduled: not_before was in the future when it was stored; the due-request duty makes it pending. */
+export type RequestStatus = 'scheduled' | 'pending' | 'claimed' | 'completed' | 'cancelled';
+
+/** cancelled (now or before); conflict: claimed or completed already; not-found: no such request of this tenant. */
+export type CancelOutcome = 'cancelled' | 'conflict' | 'not-found';
 
 export interface StoredRequest {
   id: string;
@@ -110,6 +114,19 @@ export interface Store {
   /** Record what became of a callback (delivered, parked in the failed-callback spool, dead, gone). */
   recordCallbackOutcomes(outcomes: CallbackOutcome[]): Promise<void>;
   getCallback(requestId: string): Promise<CallbackState | null>;
+
+  // Delayed requests and cancels (schema v5).
+  /** Cancel the tenant's request if no processor has claimed it (pending or scheduled). */
+  cancelRequest(id: string, tenant: string): Promise<CancelOutcome>;
+  /**
+   * Apply cancels from the spool (or of requests not in the database yet): a pending or
+   * scheduled request of the cancel's tenant becomes cancelled; an id not stored yet gets a
+   * tombstone, and its request is stored cancelled when it arrives. Returns how many requests
+   * were cancelled now.
+   */
+  applyCancels(cancels: CancelRecord[]): Promise<number>;
+  /** Make up to `limit` scheduled requests whose not_before has come pending. Returns how many. */
+  releaseDueRequests(limit: number): Promise<number>;
 
   close(): Promise<void>;
 }

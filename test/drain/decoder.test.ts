@@ -53,7 +53,7 @@ describe('SegmentDecoder', () => {
       assert.equal(here.kind, 'ok');
       if (there.kind !== 'ok' || here.kind !== 'ok') return;
       assert.equal(there.requests.length, 19_999);
-      assert.deepEqual(there, { kind: 'ok', requests: here.requests, outcomes: here.outcomes, damaged: here.damaged });
+      assert.deepEqual(there, { kind: 'ok', requests: here.requests, outcomes: here.outcomes, cancels: here.cancels, damaged: here.damaged });
       assert.deepEqual(
         there.damaged.map((d) => d.reason),
         ['bad-frame'],

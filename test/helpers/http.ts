@@ -42,3 +42,9 @@ export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeout
     await sleep(everyMs);
   }
 }
+
+export async function del(url: string, headers: Record<string, string> = {}, timeoutMs = 10000): Promise<Answer> {
+  const res = await fetch(url, { method: 'DELETE', headers, signal: AbortSignal.timeout(timeoutMs) });
+  const text = await res.text();
+  return { status: res.status, body: text ? safeJson(text) : null, headers: res.headers };
+}

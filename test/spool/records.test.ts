@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { containsNul, unstorableJson } from '../../src/spool/records.js';
+import { containsNul, parseCancelRecord, unstorableJson } from '../../src/spool/records.js';
 
 test('containsNul(JSON text of v) is true exactly when v holds U+0000 in a string or key', () => {
   // Strings rich in backslashes, the letters of "u0000" and NUL itself, so escapes meet often.
@@ -36,4 +36,12 @@ test('unstorableJson(JSON text of v) is non-null exactly when v holds U+0000 or 
     fc.property(value, (v) => (unstorableJson(JSON.stringify(v)) !== null) === holds(v)),
     { numRuns: 5000 },
   );
+});
+
+test('parseCancelRecord takes a cancel record and refuses anything else (the drainer quarantines it)', () => {
+  const ok = { id: '0192f3a4-1b2c-7d3e-8f40-123456789abc', tenant: 'default', at: 1_795_693_749_689, node: 'web-1' };
+  assert.deepEqual(parseCancelRecord(JSON.stringify({ ...ok, extra: 1 })), ok, 'unknown fields are ignored');
+  for (const bad of ['{', 'null', '[]', JSON.stringify({ ...ok, id: 'x' }), JSON.stringify({ ...ok, at: '1' }), JSON.stringify({ ...ok, tenant: 1 }), JSON.stringify({ ...ok, node: 'a\u0000' })]) {
+    assert.equal(parseCancelRecord(bad), null, bad);
+  }
 });

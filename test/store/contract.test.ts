@@ -94,7 +94,7 @@ for (const engine of engines) {
       assert.equal(got.lane, 'short');
       assert.deepEqual(JSON.parse(got.payload), JSON.parse(r.payload));
       assert.deepEqual(JSON.parse(got.metadata!), { team: 'x' });
-      assert.equal(got.status, 'pending');
+      assert.equal(got.status, 'scheduled', 'a not_before ahead is stored scheduled');
       assert.ok(Math.abs(got.storedAt - Date.now()) < 60_000);
     });
 
@@ -203,6 +203,105 @@ for (const engine of engines) {
         assert.deepEqual(await lanes(), ['a', 'a-1', 'b']);
         await new Promise((r) => setTimeout(r, 2100));
         assert.deepEqual(await lanes(), ['a', 'a-1', 'b', 'c'], 'the lane whose leases ran out is claimable again');
+      } finally {
+        await s.close();
+      }
+    });
+
+    test('delayed requests are stored scheduled, never claimed, and made pending once due', async () => {
+      const s = await openStore(await engine.fresh());
+      try {
+        await s.migrate();
+        const now = Date.now();
+        const past = record({ notBefore: now - 60_000, receivedAt: now - 1000 });
+        const soon = record({ notBefore: now + 1500, receivedAt: now - 900 });
+        const later = record({ notBefore: now + 3_600_000, receivedAt: now - 800 });
+        assert.equal(await s.insertRequests([past, soon, later]), 3);
+        assert.equal((await s.getRequest(past.id))?.status, 'pending');
+        assert.equal((await s.getRequest(soon.id))?.status, 'scheduled');
+        assert.equal((await s.getRequest(later.id))?.status, 'scheduled');
+        assert.deepEqual(await s.claimableLanes('default'), [null]);
+        const first = await s.claimWork({ tenant: 'default', lane: null, limit: 10, leaseMs: 60_000 });
+        assert.deepEqual(first.map((w) => w.id), [past.id], 'a scheduled request was claimed');
+        // Not due yet: nothing moves. Then poll the duty until the near one is due.
+        assert.equal(await s.releaseDueRequests(100), 0);
+        let released = 0;
+        while (released === 0) {
+          await new Promise((r) => setTimeout(r, 100));
+          released = await s.releaseDueRequests(100);
+        }
+        assert.equal(released, 1);
+        assert.equal((await s.getRequest(soon.id))?.status, 'pending');
+        assert.equal((await s.getRequest(later.id))?.status, 'scheduled');
+        const second = await s.claimWork({ tenant: 'default', lane: null, limit: 10, leaseMs: 60_000 });
+        assert.deepEqual(second.map((w) => w.id), [soon.id]);
+        assert.equal(await s.releaseDueRequests(100), 0, 'the duty is idempotent');
+      } finally {
+        await s.close();
+      }
+    });
+
+    test('cancel: pending and scheduled requests are cancelled and never claimed; claimed ones conflict; other tenants and unknown ids are not found', async () => {
+      const s = await openStore(await engine.fresh());
+      try {
+        await s.migrate();
+        const now = Date.now();
+        const pending = record({ receivedAt: now - 3000 });
+        const scheduled = record({ notBefore: now + 3_600_000, receivedAt: now - 2000 });
+        const claimed = record({ receivedAt: now - 1000 });
+        const theirs = record({ tenant: 'other' });
+        await s.insertRequests([pending, scheduled, claimed, theirs]);
+        assert.equal(await s.cancelRequest(pending.id, 'default'), 'cancelled');
+        const work = await s.claimWork({ tenant: 'default', lane: null, limit: 10, leaseMs: 60_000 });
+        assert.deepEqual(work.map((w) => w.id), [claimed.id], 'only the request not cancelled is claimed');
+        assert.equal(await s.cancelRequest(scheduled.id, 'default'), 'cancelled');
+        assert.equal(await s.cancelRequest(pending.id, 'default'), 'cancelled', 'cancelling again answers the same');
+        assert.equal(await s.cancelRequest(claimed.id, 'default'), 'conflict');
+        assert.equal(await s.cancelRequest(theirs.id, 'default'), 'not-found');
+        assert.equal(await s.cancelRequest(uuidv7(), 'default'), 'not-found');
+        assert.equal((await s.getRequest(pending.id))?.status, 'cancelled');
+        assert.equal((await s.getRequest(scheduled.id))?.status, 'cancelled');
+        assert.equal((await s.getRequest(claimed.id))?.status, 'claimed');
+        assert.equal((await s.getRequest(theirs.id))?.status, 'pending');
+        const done = await s.completeWork(work.map((w) => ({ id: w.id, tenant: 'default', leaseToken: w.leaseToken, result: '1', callback: { id: `msg_${w.id}`, body: '{}' } })));
+        assert.deepEqual(done, ['ok']);
+        assert.equal(await s.cancelRequest(claimed.id, 'default'), 'conflict');
+        assert.equal(await s.releaseDueRequests(100), 0, 'a cancelled scheduled request never becomes pending');
+        assert.deepEqual(await s.claimWork({ tenant: 'default', lane: null, limit: 10, leaseMs: 60_000 }), []);
+      } finally {
+        await s.close();
+      }
+    });
+
+    test('applied cancels: after the request it is cancelled; before it, a tombstone that its insert honours, once; another tenant\'s tombstone does nothing', async () => {
+      const s = await openStore(await engine.fresh());
+      try {
+        await s.migrate();
+        const cancel = (id: string, tenant = 'default') => ({ id, tenant, at: Date.now(), node: 'node-r' });
+        const stored = record();
+        await s.insertRequests([stored]);
+        assert.equal(await s.applyCancels([cancel(stored.id)]), 1);
+        assert.equal((await s.getRequest(stored.id))?.status, 'cancelled');
+
+        const early = record({ receivedAt: Date.now() - 5000 });
+        const scheduled = record({ notBefore: Date.now() + 3_600_000 });
+        const wrongTenant = record();
+        const plain = record();
+        assert.equal(await s.applyCancels([cancel(early.id), cancel(scheduled.id), cancel(early.id), cancel(wrongTenant.id, 'other')]), 0);
+        assert.equal(await s.getRequest(early.id), null, 'a tombstone is not a request');
+        assert.equal(await s.insertRequests([plain, early, scheduled, wrongTenant]), 4, 'insert-if-absent still counts every new request');
+        assert.equal((await s.getRequest(early.id))?.status, 'cancelled');
+        assert.equal((await s.getRequest(scheduled.id))?.status, 'cancelled');
+        assert.equal((await s.getRequest(wrongTenant.id))?.status, 'pending');
+        assert.equal((await s.getRequest(plain.id))?.status, 'pending');
+        // A re-drain of the same records (a crash after commit) changes nothing.
+        assert.equal(await s.insertRequests([plain, early, scheduled, wrongTenant]), 0);
+        assert.equal((await s.getRequest(early.id))?.status, 'cancelled');
+        const work = await s.claimWork({ tenant: 'default', lane: null, limit: 10, leaseMs: 60_000 });
+        assert.deepEqual(work.map((w) => w.id).sort(), [plain.id, wrongTenant.id].sort());
+        // A cancel of a claimed request changes nothing.
+        assert.equal(await s.applyCancels([cancel(plain.id)]), 0);
+        assert.equal((await s.getRequest(plain.id))?.status, 'claimed');
       } finally {
         await s.close();
       }

@@ -279,7 +279,7 @@ for (const engine of engines) {
       assert.ok(Date.now() >= Date.parse(soon), 'claimed before not_before');
       assert.deepEqual(due.map((x: { id: string }) => x.id), [idSoon]);
       assert.equal((await claim(d, { lane, limit: 10, lease_seconds: 60 })).body.items.length, 0, 'the request due in an hour was claimed');
-      assert.equal((await get(`${d.url}/v1/requests/${idLater}`)).body.status, 'pending');
+      assert.equal((await get(`${d.url}/v1/requests/${idLater}`)).body.status, 'scheduled', 'a request due in an hour waits as scheduled');
     });
 
     test('round-robin across lanes: 50 long then 2 short, a claim of 2 gets one of each', async () => {

@@ -8,6 +8,7 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { RequestRecord } from '../../spool/records.js';
 import { sql } from './sql.js';
+import { cancelSql } from './cancels.js';
 
 /** Connections whose session already has the staging table (a failed transaction's client is discarded, never reused). */
 const staged = new WeakSet<pg.PoolClient>();
@@ -42,6 +43,10 @@ export async function insertByCopy(client: pg.PoolClient, records: RequestRecord
     await client.query(sql.createStaging);
     staged.add(client);
   }
+  // Shared: drains run side by side; a cancel leaving a tombstone waits for them (cancels.ts).
+  await client.query(cancelSql.lockShared);
   await pipeline(Readable.from(copyText(records)), client.query(copyFrom(sql.copyStaging)));
-  return (await client.query(sql.insertFromStaging)).rowCount ?? 0;
+  const n = (await client.query(sql.insertFromStaging)).rowCount ?? 0;
+  await client.query(cancelSql.honourTombstones);
+  return n;
 }

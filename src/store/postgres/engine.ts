@@ -8,6 +8,7 @@ import type { SchemaState, Store, StoredRequest } from '../store.js';
 import { MIGRATION_LOCK_KEY, sql } from './sql.js';
 import { insertByCopy } from './copy.js';
 import { postgresWork } from './work.js';
+import { postgresCancels } from './cancels.js';
 
 /** A node analyzes `requests` itself after inserting this many rows, at most every ANALYZE_EVERY_MS. */
 const ANALYZE_AFTER_ROWS = 10_000;
@@ -101,6 +102,7 @@ export function openPostgresStore(url: string, opts: { poolSize?: number; onErro
   return {
     engine: 'postgres',
     ...postgresWork(pool),
+    ...postgresCancels(pool, inTransaction),
     async migrate(o = {}) {
       const client = await pool.connect();
       const applied: number[] = [];

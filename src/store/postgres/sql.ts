@@ -17,10 +17,12 @@ export const sql = {
   copyStaging: `COPY intake_staging FROM STDIN`,
   // Rows go in id order, so two drainers loading overlapping rows (a re-drain after a stale
   // claim) take their row locks in the same order and cannot deadlock each other.
+  // A request whose not_before is still ahead is stored 'scheduled', out of the claims' way.
   insertFromStaging: `INSERT INTO requests
-    (id, tenant, idempotency_key, received_at, stored_at, node_id, callback_url, lane, not_before, payload, metadata)
+    (id, tenant, idempotency_key, received_at, stored_at, node_id, callback_url, lane, not_before, payload, metadata, status)
     SELECT id, tenant, ikey, to_timestamp(received_ms / 1000.0), now(), node, url, lane,
-           to_timestamp(not_before_ms / 1000.0), payload::jsonb, metadata::jsonb
+           to_timestamp(not_before_ms / 1000.0), payload::jsonb, metadata::jsonb,
+           CASE WHEN not_before_ms > extract(epoch FROM now()) * 1000 THEN 'scheduled' ELSE 'pending' END
     FROM intake_staging ORDER BY id
     ON CONFLICT (id) DO NOTHING`,
   getRequest: `SELECT id, tenant, idempotency_key,

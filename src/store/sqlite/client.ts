@@ -159,6 +159,15 @@ export class SqliteThreadStore {
   recordCallbackOutcomes(outcomes: Parameters<Store['recordCallbackOutcomes']>[0]) {
     return this.call<void>('recordCallbackOutcomes', [outcomes]);
   }
+  cancelRequest(id: string, tenant: string) {
+    return this.call<Awaited<ReturnType<Store['cancelRequest']>>>('cancelRequest', [id, tenant]);
+  }
+  applyCancels(cancels: Parameters<Store['applyCancels']>[0]) {
+    return this.call<number>('applyCancels', [cancels]);
+  }
+  releaseDueRequests(limit: number) {
+    return this.call<number>('releaseDueRequests', [limit]);
+  }
   getCallback(requestId: string) {
     return this.call<Awaited<ReturnType<Store['getCallback']>>>('getCallback', [requestId]);
   }

@@ -11,10 +11,11 @@ import type { SchemaState, StoredRequest } from '../store.js';
 import type { SyncStore } from './sync.js';
 import { sql } from './sql.js';
 import { sqliteWork } from './work.js';
+import { sqliteCancels } from './cancels.js';
 
 /** Rows bound to one multi-row INSERT statement. */
 const ROWS_PER_INSERT = 100;
-const REQUEST_COLUMNS = 11;
+const REQUEST_COLUMNS = 12;
 
 /** The columns of sql.insertRequests, in order, for one row starting at `o`. */
 function bindRequest(p: unknown[], o: number, r: RequestRecord, storedAt: number): void {
@@ -29,6 +30,8 @@ function bindRequest(p: unknown[], o: number, r: RequestRecord, storedAt: number
   p[o + 8] = r.notBefore;
   p[o + 9] = r.payload;
   p[o + 10] = r.metadata;
+  // Delayed requests wait as 'scheduled', out of the claims' way (cancels.ts makes them pending when due).
+  p[o + 11] = r.notBefore !== null && r.notBefore > storedAt ? 'scheduled' : 'pending';
 }
 
 interface Row {
@@ -71,6 +74,7 @@ export function openSqliteEngine(path: string): SqliteEngine {
   // Positional parameters: binding by name costs an object per row and a lookup per field.
   // Rows go ROWS_PER_INSERT to a statement (83k rows/s against 68k one row per statement,
   // docs/benchmarks.md); the rest of a chunk one by one.
+  const cancels = sqliteCancels(db);
   let insertOne: Database.Statement | null = null;
   let insertMany: Database.Statement | null = null;
   const params = new Array<unknown>(ROWS_PER_INSERT * REQUEST_COLUMNS);
@@ -88,11 +92,15 @@ export function openSqliteEngine(path: string): SqliteEngine {
       bindRequest(one, 0, rows[i]!, storedAt);
       n += insertOne.run(one).changes;
     }
+    cancels.honourTombstones(rows);
     return n;
   };
 
   const store: SyncStore = {
     ...sqliteWork(db),
+    cancelRequest: cancels.cancelRequest,
+    applyCancels: cancels.applyCancels,
+    releaseDueRequests: cancels.releaseDueRequests,
     migrate(opts = {}) {
       // BEGIN EXCLUSIVE: a second migrator waits (busy_timeout) and then sees the work done.
       const applied: number[] = [];

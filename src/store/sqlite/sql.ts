@@ -5,10 +5,10 @@ export const sql = {
   currentVersion: `SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations`,
   hasMigrationsTable: `SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`,
   recordMigration: `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-  /** Insert-if-absent of `rows` requests: 11 positional parameters per row. */
+  /** Insert-if-absent of `rows` requests: 12 positional parameters per row. */
   insertRequests: (rows: number) => `INSERT INTO requests
-    (id, tenant, idempotency_key, received_at, stored_at, node_id, callback_url, lane, not_before, payload, metadata)
-    VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
+    (id, tenant, idempotency_key, received_at, stored_at, node_id, callback_url, lane, not_before, payload, metadata, status)
+    VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
     ON CONFLICT (id) DO NOTHING`,
   getRequest: `SELECT id, tenant, idempotency_key, received_at, stored_at, node_id, callback_url, lane, not_before,
     payload, metadata, status, attempts, result, completed_at FROM requests WHERE id = ?`,
