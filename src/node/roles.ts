@@ -17,6 +17,8 @@ import type { CallbackSender } from '../callbacks/sender.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { WorkApi } from '../work/api.js';
+import type { CompletionWaiters } from '../intake/waiters.js';
+import { CompletionFeed } from './completion-feed.js';
 
 /** What the callback parts share, made once per node. */
 export interface CallbackDeps {
@@ -36,12 +38,16 @@ export class Roles {
   private readonly log: Logger;
   private readonly metrics: Metrics;
   private readonly callbacks: CallbackDeps;
+  private readonly waiters: CompletionWaiters | null;
+  private feed: CompletionFeed | null = null;
 
-  constructor(c: Config, log: Logger, metrics: Metrics, callbacks: CallbackDeps) {
+  /** waiters: the node's clients waiting for completions, told of them while this node saves. */
+  constructor(c: Config, log: Logger, metrics: Metrics, callbacks: CallbackDeps, waiters?: CompletionWaiters) {
     this.c = c;
     this.log = log;
     this.metrics = metrics;
     this.callbacks = callbacks;
+    this.waiters = waiters ?? null;
   }
 
   /** Move to `target`. On failure (say the schema is unsupported) the previous mode stays. */
@@ -107,18 +113,22 @@ export class Roles {
       log: this.log.child({ part: 'callbacks' }),
     });
     dispatcher.start();
+    const feed = this.waiters ? new CompletionFeed({ waiters: this.waiters, store, dbUrl: this.c.db, log: this.log.child({ part: 'wait' }) }) : null;
+    this.feed = feed;
     this.store = store;
-    this.work = new WorkApi(store, this.metrics);
+    this.work = new WorkApi(store, this.metrics, feed ? { onCompleted: (ids) => feed.completed(ids) } : {});
     this.drainer = drainer;
     this.dispatcher = dispatcher;
   }
 
   private async stopSave(): Promise<void> {
-    const { drainer, dispatcher, store } = this;
+    const { drainer, dispatcher, store, feed } = this;
+    this.feed = null;
     this.drainer = null;
     this.dispatcher = null;
     this.store = null;
     this.work = null;
+    await feed?.close();
     await dispatcher?.close();
     await drainer?.close();
     await store?.close();
