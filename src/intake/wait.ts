@@ -54,6 +54,7 @@ export async function waitForCompletion(
     return { row, ended: 'absent' };
   }
   const ended = await w.done;
+  if (ended === 'stopping') return { row, ended }; // answered at once: the node is going away
   // Read again: the completed row (with its result), or the current state after the time ran out.
   // A store that went away meanwhile (the node left save mode) leaves what was read before.
   return { row: ctx.store() ? await read() : row, ended };

@@ -212,17 +212,21 @@ describe('a node that stops', () => {
     await sleep(500);
     const rssBefore = rssKiB(d.proc.pid!);
     const n = 5000;
+    const t0 = performance.now();
     const answers = Promise.all(Array.from({ length: n }, (_, i) => post(`${d.url}/v1/requests`, request(`mem${i}`), waitHeader(30), 120_000)));
     await waitFor(`${n} waiting`, async () => (await waitingOn(d)) === n, 60_000, 200);
     const rssWaiting = rssKiB(d.proc.pid!);
+    const tWaiting = performance.now();
     if (rssBefore !== null && rssWaiting !== null) {
       console.log(
         `# diagnostic: ${n} waiting clients: RSS ${(rssBefore / 1024).toFixed(1)} MiB -> ${(rssWaiting / 1024).toFixed(1)} MiB ` +
-          `(${(((rssWaiting - rssBefore) * 1024) / n / 1024).toFixed(1)} KiB per waiting client, sockets and HTTP state included)`,
+          `(${(((rssWaiting - rssBefore) * 1024) / n / 1024).toFixed(1)} KiB per waiting client, sockets and HTTP state included); ` +
+          `all waiting after ${Math.round(tWaiting - t0)} ms`,
       );
     }
     assert.equal(await d.kill('SIGTERM'), 0);
     const all = await answers;
+    console.log(`# diagnostic: SIGTERM to ${n} answers: ${Math.round(performance.now() - tWaiting)} ms`);
     assert.equal(all.filter((r) => r.status === 202).length, n);
   });
 });
