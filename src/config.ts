@@ -46,6 +46,7 @@ export interface Config {
   callbackMaxAgeMs: number;
   callbackPollMs: number;
   loopDelayWarnMs: number;
+  maxWaitS: number;
   insecureNoAuth: boolean;
   logLevel: string;
 }
@@ -89,6 +90,7 @@ export const ENV: Record<keyof Config, string> = {
   callbackMaxAgeMs: 'INTAKE_CALLBACK_MAX_AGE_MS',
   callbackPollMs: 'INTAKE_CALLBACK_POLL_MS',
   loopDelayWarnMs: 'INTAKE_LOOP_DELAY_WARN_MS',
+  maxWaitS: 'INTAKE_MAX_WAIT_S',
   insecureNoAuth: 'INTAKE_INSECURE_NO_AUTH',
   logLevel: 'INTAKE_LOG_LEVEL',
 };
@@ -136,6 +138,9 @@ export const DEFAULTS = {
   callbackMaxAgeMs: 3 * 24 * 3600 * 1000,
   callbackPollMs: 500,
   loopDelayWarnMs: 50,
+  // A synchronous answer longer than this is better a callback; and below the load balancer's
+  // server timeout (ops/haproxy.cfg, ops/nginx.conf), which would cut a longer wait off.
+  maxWaitS: 30,
   insecureNoAuth: false,
   logLevel: 'info',
 } as const satisfies Omit<Config, 'nodeId'>;
@@ -207,6 +212,7 @@ export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env)
     callbackMaxAgeMs: int('callbackMaxAgeMs', pick('callbackMaxAgeMs'), 1000, 365 * 24 * 3600 * 1000),
     callbackPollMs: int('callbackPollMs', pick('callbackPollMs'), 10, 600_000),
     loopDelayWarnMs: int('loopDelayWarnMs', pick('loopDelayWarnMs'), 1, 600_000),
+    maxWaitS: int('maxWaitS', pick('maxWaitS'), 0, 3600),
     insecureNoAuth: bool('insecureNoAuth', pick('insecureNoAuth')),
     logLevel: String(pick('logLevel')),
   };

@@ -65,6 +65,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       labelNames: ['quantile'] as const,
       registers: [registry],
     }),
+    waiting: new Gauge({ name: 'intake_requests_waiting', help: 'Clients waiting for a completion (Prefer: wait, ?wait=N) on this node', registers: [registry] }),
     backlogSegments: new Gauge({ name: 'intake_spool_backlog_segments', help: 'Sealed segments waiting under the spool root (last scan)', registers: [registry] }),
     httpClientErrors: new Counter({
       name: 'intake_http_client_errors_total',

@@ -33,6 +33,7 @@ export function registerStart(program: Command): void {
     .option('--archive-retention-ms <n>', `the leader deletes older archived segments (env INTAKE_ARCHIVE_RETENTION_MS, default 7 days)`)
     .option('--schedule-grace-ms <n>', `a schedule's tick found due later than this was missed by an outage: its --catch-up policy applies (env INTAKE_SCHEDULE_GRACE_MS, default ${DEFAULTS.scheduleGraceMs})`)
     .option('--loop-delay-warn-ms <n>', `warn when the event loop's p99 delay over a window passes this (env INTAKE_LOOP_DELAY_WARN_MS, default ${DEFAULTS.loopDelayWarnMs})`)
+    .option('--max-wait-s <n>', `longest Prefer: wait=N or ?wait=N honoured, seconds; 0: never wait (env INTAKE_MAX_WAIT_S, default ${DEFAULTS.maxWaitS})`)
     .option('--insecure-no-auth', 'serve without API keys on a non-loopback address while the cluster has none (env INTAKE_INSECURE_NO_AUTH)')
     .option('--log-level <level>', `pino level (env INTAKE_LOG_LEVEL, default ${DEFAULTS.logLevel})`)
     .action(async (opts: RawConfig) => {

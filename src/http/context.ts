@@ -28,6 +28,15 @@ export interface RouteContext {
   cluster(): ClusterView;
   /** The cluster's secret for ids derived from idempotency keys (src/intake/ids.ts). */
   idSecret: Buffer;
+  /** Clients waiting for completions (`Prefer: wait=N`, `GET ?wait=N`; src/intake/waiters.ts). */
+  waits: CompletionWaits;
+  /** The longest wait a client may ask for, in seconds (--max-wait-s). */
+  maxWaitS: number;
+}
+
+/** Waiting for a request to be completed: 'completed', 'timeout' after `ms`, or 'stopping' when the node stops. */
+export interface CompletionWaits {
+  wait(id: string, ms: number): { done: Promise<'completed' | 'timeout' | 'stopping'>; cancel(): void };
 }
 
 /** The processing API role as its routes see it (src/work/api.ts implements it). */

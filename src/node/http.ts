@@ -16,6 +16,8 @@ export interface ServerOptions extends HttpLimits {
   keepAliveTimeoutMs: number;
   /** The spool root (a cancel asks whether a request could still be in it). */
   spool: string;
+  /** The longest synchronous wait (Prefer: wait, ?wait=N): a waiting client's socket is idle that long. */
+  maxWaitS?: number;
 }
 
 const FASTIFY_TO_INTAKE: Record<string, (msg: string) => IntakeError> = {
@@ -48,7 +50,8 @@ export async function buildServer(ctx: RouteContext, auth: Authenticator, opts: 
     frameworkErrors,
     requestTimeout: opts.requestTimeoutMs,
     keepAliveTimeout: opts.keepAliveTimeoutMs,
-    connectionTimeout: opts.requestTimeoutMs + opts.headersTimeoutMs,
+    // A socket idle this long is closed; a client waiting for a synchronous answer is idle too.
+    connectionTimeout: Math.max(opts.requestTimeoutMs + opts.headersTimeoutMs, (opts.maxWaitS ?? 0) * 1000 + 5000),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true },

@@ -18,6 +18,7 @@ import { readKeys } from '../cluster/keys.js';
 import { Errors } from '../errors.js';
 import { Authenticator } from '../http/auth.js';
 import { loadIdSecret } from '../intake/ids.js';
+import { CompletionWaiters } from '../intake/waiters.js';
 import { heartbeatPath } from '../cluster/paths.js';
 import { register } from '../cluster/register.js';
 import { createMetrics, type Metrics } from '../metrics.js';
@@ -41,6 +42,8 @@ export class IntakeNode {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly roles: Roles;
+  /** Clients waiting for completions (Prefer: wait, ?wait=N); all answered when the node stops. */
+  private readonly waiters: CompletionWaiters;
   private readonly guard: SsrfGuard;
   private readonly sender: CallbackSender;
   private readonly policy: RetryPolicy;
@@ -70,7 +73,8 @@ export class IntakeNode {
     this.policy = { baseMs: config.callbackBaseMs, capMs: config.callbackCapMs, maxAttempts: config.callbackMaxAttempts, maxAgeMs: config.callbackMaxAgeMs };
     // Secrets are loaded in start(); the roles read them through this indirection.
     const secrets: SecretSource = { secretsFor: (t) => this.requireSecrets().secretsFor(t) };
-    this.roles = new Roles(config, this.log, this.metrics, { sender: this.sender, secrets, policy: this.policy });
+    this.waiters = new CompletionWaiters({ onChange: (n) => this.metrics.waiting.set(n) });
+    this.roles = new Roles(config, this.log, this.metrics, { sender: this.sender, secrets, policy: this.policy }, this.waiters);
     this.control = new ClusterControl({
       config,
       log: this.log,
@@ -149,6 +153,8 @@ export class IntakeNode {
           },
           refuseAddress: (h) => this.guard.refuse(h),
           noteCompleted: () => this.roles.dispatcher?.poke(),
+          waits: this.waiters,
+          maxWaitS: c.maxWaitS,
         },
         this.auth,
         c,
@@ -203,6 +209,8 @@ export class IntakeNode {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.stopping = true;
+    // Waiting clients get their 202 now (their requests are durable), before anything closes.
+    this.waiters.stop();
     this.closing = (async () => {
       const timer = setTimeout(() => {
         this.log.error({ timeoutMs: this.config.shutdownTimeoutMs }, 'graceful shutdown timed out; stopping at once');
@@ -244,6 +252,7 @@ export class IntakeNode {
 
   async destroy(): Promise<void> {
     this.stopping = true;
+    this.waiters.stop();
     this.loop.close();
     await this.control.close().catch(() => undefined);
     await this.control.closeHeartbeat().catch(() => undefined);

@@ -18,6 +18,8 @@ import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { WorkApi } from '../work/api.js';
 import { DueRequests } from '../work/due-requests.js';
+import type { CompletionWaiters } from '../intake/waiters.js';
+import { CompletionFeed } from './completion-feed.js';
 
 /** What the callback parts share, made once per node. */
 export interface CallbackDeps {
@@ -38,12 +40,16 @@ export class Roles {
   private readonly log: Logger;
   private readonly metrics: Metrics;
   private readonly callbacks: CallbackDeps;
+  private readonly waiters: CompletionWaiters | null;
+  private feed: CompletionFeed | null = null;
 
-  constructor(c: Config, log: Logger, metrics: Metrics, callbacks: CallbackDeps) {
+  /** waiters: the node's clients waiting for completions, told of them while this node saves. */
+  constructor(c: Config, log: Logger, metrics: Metrics, callbacks: CallbackDeps, waiters?: CompletionWaiters) {
     this.c = c;
     this.log = log;
     this.metrics = metrics;
     this.callbacks = callbacks;
+    this.waiters = waiters ?? null;
   }
 
   /** Move to `target`. On failure (say the schema is unsupported) the previous mode stays. */
@@ -112,19 +118,23 @@ export class Roles {
     const due = new DueRequests(store, this.log.child({ part: 'due' }));
     due.start();
     this.due = due;
+    const feed = this.waiters ? new CompletionFeed({ waiters: this.waiters, store, dbUrl: this.c.db, log: this.log.child({ part: 'wait' }) }) : null;
+    this.feed = feed;
     this.store = store;
-    this.work = new WorkApi(store, this.metrics);
+    this.work = new WorkApi(store, this.metrics, feed ? { onCompleted: (ids) => feed.completed(ids) } : {});
     this.drainer = drainer;
     this.dispatcher = dispatcher;
   }
 
   private async stopSave(): Promise<void> {
-    const { drainer, dispatcher, store, due } = this;
+    const { drainer, dispatcher, store, due, feed } = this;
     this.due = null;
+    this.feed = null;
     this.drainer = null;
     this.dispatcher = null;
     this.store = null;
     this.work = null;
+    await feed?.close();
     await dispatcher?.close();
     await due?.close();
     await drainer?.close();

@@ -17,10 +17,13 @@ export class WorkApi implements WorkRole {
   private readonly completes: GroupCommitter<CompleteItem>;
   private readonly releases: GroupCommitter<LeaseItem>;
   private readonly metrics: Metrics;
+  private readonly onCompleted: ((ids: string[]) => void) | undefined;
 
-  constructor(store: Store, metrics: Metrics) {
+  /** onCompleted: called with the ids of every committed completion (clients may wait for them). */
+  constructor(store: Store, metrics: Metrics, opts: { onCompleted?: (ids: string[]) => void } = {}) {
     this.store = store;
     this.metrics = metrics;
+    this.onCompleted = opts.onCompleted;
     // SQLite has one writer (its thread already batches whatever waits); PostgreSQL writes
     // batches side by side on its pool while leaving connections for claims and the drain.
     const maxInFlight = store.engine === 'postgres' ? 3 : 1;
@@ -46,7 +49,14 @@ export class WorkApi implements WorkRole {
   }
 
   async complete(items: CompleteItem[]): Promise<LeaseOutcome[]> {
-    return this.count('complete', await this.completes.submitMany(items));
+    const outcomes = this.count('complete', await this.completes.submitMany(items));
+    // After the commit: a waiting client on this node is answered without a database round trip
+    // (on PostgreSQL, other nodes hear of it through NOTIFY, src/store/postgres/completions.ts).
+    if (this.onCompleted) {
+      const done = items.filter((_, i) => outcomes[i] === 'ok').map((it) => it.id);
+      if (done.length > 0) this.onCompleted(done);
+    }
+    return outcomes;
   }
 
   async release(items: LeaseItem[]): Promise<LeaseOutcome[]> {

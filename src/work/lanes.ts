@@ -36,7 +36,12 @@ export class LaneClaimer {
     if (o.lane !== undefined) return this.store.claimWork({ ...base, lane: o.lane, limit: o.limit });
     const allowed = o.allowed ?? null;
     const lanes = (await this.currentLanes(o.tenant)).filter((l) => allowed === null || (l !== null && allowed.includes(l)));
-    if (lanes.length === 0) return [];
+    if (lanes.length === 0) {
+      // An empty queue is not cached: work inserted now (a waiting client's request goes straight
+      // to the database) must be claimable by the next claim, not half a second later.
+      this.tenants.get(o.tenant)!.at = 0;
+      return [];
+    }
     const start = this.cursor++ % lanes.length;
     const order = [...lanes.slice(start), ...lanes.slice(0, start)];
     const out: ClaimedWork[] = [];

@@ -2,6 +2,9 @@
 // FOR UPDATE SKIP LOCKED, so concurrent workers never wait on, or take, each other's rows.
 import { claimableLanesSql } from '../lanes-sql.js';
 
+/** The channel a completion is notified on (payload: the request id); src/store/postgres/completions.ts listens. */
+export const COMPLETED_CHANNEL = 'intake_completed';
+
 const ms = (col: string) => `(extract(epoch FROM ${col}) * 1000)::float8`;
 
 // ORDER BY tenant and lane first, although both are fixed: PostgreSQL does not take \`lane IS NULL\` as an
@@ -27,7 +30,8 @@ export const workSql = {
   // A batch of completions in one statement, so one round trip and one commit (one WAL flush)
   // for all of them: the completions and their outbox rows commit together or not at all. A
   // data-modifying CTE runs to completion whether or not the outer query reads it. Items have
-  // distinct ids (the work API never batches one id twice).
+  // distinct ids (the work API never batches one id twice). Each completed id is notified on
+  // COMPLETED_CHANNEL in the same transaction: listeners hear of it only if it commits.
   complete: `WITH input AS (
       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(id, token, result, cb_id, cb_body, tenant)),
     done AS (
@@ -39,7 +43,7 @@ export const workSql = {
       INSERT INTO callbacks (id, request_id, tenant, url, body, status, attempts, next_attempt_at)
       SELECT i.cb_id, d.id, d.tenant, d.callback_url, i.cb_body, 'pending', 0, now() FROM done d JOIN input i ON i.id = d.id
       ON CONFLICT (id) DO NOTHING)
-    SELECT id::text FROM done`,
+    SELECT id::text, pg_notify('${COMPLETED_CHANNEL}', id::text) FROM done`,
   release: `UPDATE requests r SET status = 'pending', lease_token = NULL, lease_expires_at = NULL
     FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS i(id, token, tenant)
     WHERE r.id = i.id AND r.tenant = i.tenant AND r.status = 'claimed' AND r.lease_token = i.token AND r.lease_expires_at >= now()
