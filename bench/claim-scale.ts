@@ -10,6 +10,8 @@ import { makeRecord } from './drain.js';
 
 export interface ClaimScaleRow {
   pending: number;
+  /** Delayed requests (not_before in the future, scattered) waiting beside the pending ones. */
+  delayed: number;
   limit: number;
   claims: number;
   p50Ms: number;
@@ -24,17 +26,24 @@ export interface ClaimScaleResult {
   fillSeconds: number;
 }
 
-async function fill(store: Store, from: number, to: number): Promise<void> {
+async function fill(store: Store, from: number, to: number, delayed = false): Promise<void> {
   const now = Date.now();
   for (let i = from; i < to; i += 10_000) {
     const recs = [];
-    // Received one millisecond apart in the past: claims take the oldest first.
-    for (let j = i; j < Math.min(to, i + 10_000); j++) recs.push({ ...makeRecord(j, now), receivedAt: now - 3_600_000 + j });
+    // Received one millisecond apart in the past: claims take the oldest first. Delayed ones are
+    // due at scattered times between an hour and 30 days from now.
+    for (let j = i; j < Math.min(to, i + 10_000); j++) {
+      const r = { ...makeRecord(j, now), receivedAt: now - 3_600_000 + j };
+      recs.push(delayed ? { ...r, notBefore: now + 3_600_000 + Math.floor(Math.random() * 29 * 86_400_000) } : r);
+    }
     await store.insertRequests(recs);
   }
 }
 
-async function timeClaims(store: Store, limit: number, claims: number): Promise<Omit<ClaimScaleRow, 'pending'>> {
+/** Rows claimed (and completed) so far in this run: they left the pending queue. */
+let claimedTotal = 0;
+
+async function timeClaims(store: Store, limit: number, claims: number): Promise<Omit<ClaimScaleRow, 'pending' | 'delayed'>> {
   const lat: number[] = [];
   let rows = 0;
   const t0 = performance.now();
@@ -49,6 +58,7 @@ async function timeClaims(store: Store, limit: number, claims: number): Promise<
   }
   const seconds = (performance.now() - t0) / 1000;
   lat.sort((a, b) => a - b);
+  claimedTotal += rows;
   return { limit, claims, p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99), rowsPerS: rows / seconds };
 }
 
@@ -56,6 +66,7 @@ export async function runClaimScale(engine: 'sqlite' | 'postgres', url: string |
   const store = await openStore(await url);
   const rows: ClaimScaleRow[] = [];
   let fillSeconds = 0;
+  claimedTotal = 0;
   try {
     await store.migrate();
     let have = 0;
@@ -69,8 +80,22 @@ export async function runClaimScale(engine: 'sqlite' | 'postgres', url: string |
         [1, 300],
         [100, 60],
       ] as const) {
-        rows.push({ pending: size, ...(await timeClaims(store, limit, claims)) });
+        const pending = size - claimedTotal;
+        rows.push({ pending, delayed: 0, ...(await timeClaims(store, limit, claims)) });
       }
+    }
+    // Then as many delayed requests as the largest size beside them: claims must not see them.
+    const delayed = sizes[sizes.length - 1]!;
+    say(`claim scale (${engine}): adding ${delayed.toLocaleString('en-US')} delayed requests`);
+    const t = performance.now();
+    await fill(store, have, have + delayed, true);
+    fillSeconds += (performance.now() - t) / 1000;
+    for (const [limit, claims] of [
+      [1, 300],
+      [100, 60],
+    ] as const) {
+      const pending = have - claimedTotal;
+      rows.push({ pending, delayed, ...(await timeClaims(store, limit, claims)) });
     }
   } finally {
     await store.close();
@@ -84,14 +109,14 @@ export function renderClaimScale(all: (ClaimScaleResult | Error)[]): string[] {
   const results = all.filter((r): r is ClaimScaleResult => !(r instanceof Error));
   for (const e of all) if (e instanceof Error) out.push(`claim scale failed: ${e.message.split('\n')[0]}`, '');
   out.push(
-    'The store is filled (untimed, through the Store API: on PostgreSQL the node analyzes the table itself after large inserts, as a draining node does) to each size with pending requests; then claims of 1 (300 of them) and of 100 (60) run back to back through the Store API, each followed by an untimed batch complete of what it claimed. Flat lines mean no per-claim work grows with the backlog.',
+    'The store is filled (untimed, through the Store API: on PostgreSQL the node analyzes the table itself after large inserts, as a draining node does) to each size with pending requests; then claims of 1 (300 of them) and of 100 (60) run back to back through the Store API, each followed by an untimed batch complete of what it claimed. Last, as many delayed requests as the largest size (due between an hour and 30 days from now, stored `scheduled`) are added and the claims timed again: they must not see them. Flat lines mean no per-claim work grows with the backlog. The pending column counts what was left when each row\'s claims began.',
     '',
   );
-  out.push('| Engine | pending | claim limit | claims | p50 | p99 | rows claimed/s |', '|---|---:|---:|---:|---:|---:|---:|');
+  out.push('| Engine | pending | delayed | claim limit | claims | p50 | p99 | rows claimed/s |', '|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
     for (const row of r.rows) {
       out.push(
-        `| ${r.engine === 'sqlite' ? 'SQLite' : 'PostgreSQL'} | ${row.pending.toLocaleString('en-US')} | ${row.limit} | ${row.claims} | ${row.p50Ms.toFixed(2)} ms | ${row.p99Ms.toFixed(2)} ms | ${Math.round(row.rowsPerS).toLocaleString('en-US')} |`,
+        `| ${r.engine === 'sqlite' ? 'SQLite' : 'PostgreSQL'} | ${row.pending.toLocaleString('en-US')} | ${row.delayed.toLocaleString('en-US')} | ${row.limit} | ${row.claims} | ${row.p50Ms.toFixed(2)} ms | ${row.p99Ms.toFixed(2)} ms | ${Math.round(row.rowsPerS).toLocaleString('en-US')} |`,
       );
     }
   }

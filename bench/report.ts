@@ -5,6 +5,7 @@ import type { PgDrainResult } from './drain-pg.js';
 import type { DrainResult } from './drain.js';
 import type { IngestOptions, LoadResult } from './ingest.js';
 import { renderClaimScale, type ClaimScaleResult } from './claim-scale.js';
+import { renderDelayed, type DelayedResult } from './delayed.js';
 import type { MixedResult } from './mixed.js';
 import { mixedObservations, mixedTargetRows, renderMixed } from './report-mixed.js';
 import type { VisibleResult } from './visible.js';
@@ -37,6 +38,7 @@ export interface Report {
   roundTrips: (RoundTripResult | Error)[];
   mixed: (MixedResult | Error)[];
   claimScale: (ClaimScaleResult | Error)[];
+  delayed: (DelayedResult | Error)[];
   visible: (VisibleResult | Error)[];
   loadBefore: number[];
   loadAfter: number[];
@@ -278,6 +280,7 @@ export function renderMarkdown(r: Report): string {
   out.push('');
 
   out.push(...renderMixed(r.mixed));
+  out.push(...renderDelayed(r.delayed));
   out.push(...renderClaimScale(r.claimScale));
 
   out.push('## Time from 202 to visible', '');

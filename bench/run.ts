@@ -7,7 +7,7 @@
 //
 // Options: --quick (short runs, for trying the harness; docs/benchmarks.md is not written),
 //          --no-write (print only),
-//          --only=a,b (run only these parts: ingest, drain, drain-pg, callbacks, work, mixed, claims, visible;
+//          --only=a,b (run only these parts: ingest, drain, drain-pg, callbacks, work, mixed, delayed, claims, visible;
 //          docs/benchmarks.md is not written).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { loadavg } from 'node:os';
 import { attempt, cleanupNow, fsyncProbe, installCleanupHooks, machineInfo, removeDir, REQUEST_BODY, say, tempDir } from './common.js';
 import { Receiver, runDelivery, runReceiverBaseline, runRoundTrips, type Engine } from './callbacks.js';
 import { runClaimScale } from './claim-scale.js';
+import { runDelayed } from './delayed.js';
 import { runDrainPg } from './drain-pg.js';
 import { runDrain } from './drain.js';
 import { runMixed, type MixedOptions } from './mixed.js';
@@ -54,6 +55,7 @@ async function main(): Promise<number> {
     roundTrips: [],
     mixed: [],
     claimScale: [],
+    delayed: [],
     visible: [],
     loadBefore: loadavg(),
     loadAfter: [],
@@ -84,8 +86,8 @@ async function main(): Promise<number> {
   );
 
   // PostgreSQL: one throwaway server for the drain, the callbacks, the round trips and the mixed load.
-  const needPg = want('drain-pg') || want('callbacks') || want('work') || want('mixed') || want('claims');
-  const needReceiver = want('callbacks') || want('work') || want('mixed');
+  const needPg = want('drain-pg') || want('callbacks') || want('work') || want('mixed') || want('delayed') || want('claims');
+  const needReceiver = want('callbacks') || want('work') || want('mixed') || want('delayed');
   const mixed: MixedOptions = quick
     ? { connections: 64, warmupS: 1, ingestS: 5, workers: 16, backlog: 20_000, processingS: 3, pipelineWarmupS: 3, pipelineS: 10, maxWindows: 3, pipelineBudgetS: 45 }
     : { connections: 64, warmupS: 2, ingestS: 10, workers: 16, backlog: 60_000, processingS: 5, pipelineWarmupS: 4, pipelineS: 60, maxWindows: 4, pipelineBudgetS: 150 };
@@ -111,6 +113,7 @@ async function main(): Promise<number> {
       report.delivery.push(receiver);
       report.roundTrips.push(receiver);
       report.mixed.push(receiver);
+      report.delayed.push(receiver);
     } else if (receiver) {
       const rcv = receiver;
       for (const e of want('callbacks') ? engines : []) {
@@ -136,6 +139,13 @@ async function main(): Promise<number> {
           continue;
         }
         report.mixed.push(await attempt(`mixed load (${e})`, () => runMixed(e, mixed, rcv, pgOrNull)));
+      }
+      for (const e of want('delayed') ? engines : []) {
+        if (e === 'postgres' && pgs instanceof Error) {
+          report.delayed.push(pgs);
+          continue;
+        }
+        report.delayed.push(await attempt(`delayed (${e})`, () => runDelayed(e, { requests: quick ? 1000 : 5000, concurrency: 64, syncSamples: quick ? 100 : 400 }, rcv, pgOrNull)));
       }
     }
     // Claim latency against the backlog: last, as it fills a database with up to a million rows.
@@ -168,7 +178,7 @@ async function main(): Promise<number> {
     writeFileSync(path, md + '\n');
     say(`wrote ${path}`);
   }
-  const failures = [report.fsync, ing, report.drain, report.drainPg, ...report.delivery, report.receiverBaseline, ...report.roundTrips, ...report.mixed.flatMap(mixedFailures), ...report.claimScale, ...report.visible].filter(
+  const failures = [report.fsync, ing, report.drain, report.drainPg, ...report.delivery, report.receiverBaseline, ...report.roundTrips, ...report.mixed.flatMap(mixedFailures), ...report.claimScale, ...report.delayed, ...report.visible].filter(
     (v) => v instanceof Error,
   ).length;
   return failures > 0 ? 1 : 0;
