@@ -13,7 +13,7 @@ import type { BenchPg } from './pg.js';
 import { percentile, removeDir, say, startTrackedDaemon, stopChild, tempDir } from './common.js';
 import { daemonEnv, type Engine, type Receiver } from './callbacks.js';
 import { scrape } from './prom.js';
-import { sampleResult } from './work-loop.js';
+import { requestJson, sampleResult } from './work-loop.js';
 
 export interface DelayedOptions {
   requests: number;
@@ -31,33 +31,7 @@ export interface DelayedResult {
   plain: { p50Ms: number; p99Ms: number; samples: number };
 }
 
-function call(agent: http.Agent, base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
-  const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      `${base}${path}`,
-      { method, agent, headers: { ...(data ? { 'content-type': 'application/json', 'content-length': String(data.length) } : {}), ...headers }, timeout: 30_000 },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown = text;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            // not JSON: keep the text
-          }
-          resolve({ status: res.statusCode ?? 0, json });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end(data);
-  });
-}
+const call = requestJson;
 
 /** Run `task(i)` for i < n, `concurrency` at a time; returns the seconds it took. */
 async function pool(n: number, concurrency: number, task: (i: number) => Promise<void>): Promise<number> {

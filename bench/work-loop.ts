@@ -18,22 +18,27 @@ export function sampleResult(i = 0): Record<string, unknown> {
   };
 }
 
-export function postJson(agent: http.Agent, base: string, path: string, body: unknown): Promise<{ status: number; json: unknown }> {
-  const data = Buffer.from(JSON.stringify(body));
+export function postJson(agent: http.Agent, base: string, path: string, body: unknown): Promise<{ status: number; json: any }> {
+  return requestJson(agent, base, 'POST', path, body);
+}
+
+/** One HTTP call over `agent`; the answer parsed as JSON when it is JSON (else its text). */
+export function requestJson(agent: http.Agent, base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
+  const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
     const req = http.request(
       `${base}${path}`,
-      { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': String(data.length) }, timeout: 30_000 },
+      { method, agent, headers: { ...(data ? { 'content-type': 'application/json', 'content-length': String(data.length) } : {}), ...headers }, timeout: 30_000 },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown = null;
+          let json: unknown = text;
           try {
             json = JSON.parse(text);
           } catch {
-            json = text;
+            // not JSON: keep the text
           }
           resolve({ status: res.statusCode ?? 0, json });
         });
