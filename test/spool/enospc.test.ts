@@ -42,7 +42,18 @@ interface OnDisk {
   sealedDamage: string[];
 }
 
+/** The spool files as they are now. A file sealed (renamed) between the listing and its read is looked at again. */
 function onDisk(spool: string): OnDisk {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return onDiskOnce(spool);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw err;
+    }
+  }
+}
+
+function onDiskOnce(spool: string): OnDisk {
   const dir = join(spool, 'nodes', NODE);
   const out: OnDisk = { ids: new Set(), files: [], sealedDamage: [] };
   for (const f of readdirSync(dir).sort()) {
