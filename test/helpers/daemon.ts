@@ -18,6 +18,8 @@ export interface DaemonOptions {
   args?: string[];
   env?: Record<string, string>;
   startTimeoutMs?: number;
+  /** Another build's bin/intake.js (the power-loss test's mutants); default this repository's. */
+  bin?: string;
 }
 
 export interface Daemon {
@@ -34,7 +36,7 @@ export interface Daemon {
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const nodeId = o.nodeId ?? `test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const args = [
-    intakeBin,
+    o.bin ?? intakeBin,
     'start',
     '--port',
     String(o.port ?? 0),
