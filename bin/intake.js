@@ -3,6 +3,8 @@
 import { main } from '../dist/src/cli/main.js';
 
 main(process.argv).catch((err) => {
-  process.stderr.write(`intake: ${err?.message ?? err}\n`);
+  // An IntakeError's code (docs/errors.md) goes with its message, for the operator to look up.
+  const code = err?.name === 'IntakeError' ? ` (${err.code})` : '';
+  process.stderr.write(`intake: ${err?.message ?? err}${code}\n`);
   process.exitCode = 1;
 });

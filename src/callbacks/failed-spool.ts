@@ -11,7 +11,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
 import { decodeSegment, encodeHeader, encodeRecord, RecordKind } from '../spool/format.js';
-import { fsyncDir, writeFileDurable } from '../spool/fsutil.js';
+import { fsyncDir, mkdirDurable, writeFileDurable } from '../spool/fsutil.js';
 import { parseCallbackEntry, type CallbackEntryRecord } from '../spool/records.js';
 
 export const retryDir = (root: string) => join(root, 'callbacks', 'retry');
@@ -24,7 +24,7 @@ export interface SpooledCallback {
 }
 
 async function writeEntry(dir: string, name: string, entry: CallbackEntryRecord, by: string): Promise<string> {
-  await fsp.mkdir(dir, { recursive: true });
+  await mkdirDurable(dir);
   const path = join(dir, name);
   const data = Buffer.concat([
     encodeHeader({ node: by, segment: uuidv7(), createdAt: Date.now() }),

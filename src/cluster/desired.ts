@@ -2,10 +2,10 @@
 // generation; nodes report the generation they applied in their heartbeat, which is how
 // `intake mode --wait` knows the switch is done.
 import { promises as fsp } from 'node:fs';
-import lockfile from 'proper-lockfile';
 import type { Mode } from '../config.js';
-import { writeFileDurable } from '../spool/fsutil.js';
+import { fsyncDir, mkdirDurable, writeFileDurable } from '../spool/fsutil.js';
 import { clusterDir, desiredPath, drainedDir, drainedPath } from './paths.js';
+import { readJsonFile, updateJsonFile } from './shared-file.js';
 
 export interface Desired {
   generation: number;
@@ -18,29 +18,20 @@ export interface Desired {
 
 const EMPTY: Desired = { generation: 0, all: null, nodes: {}, updatedAt: null };
 
-export async function readDesired(root: string): Promise<Desired> {
-  try {
-    return { ...EMPTY, ...(JSON.parse(await fsp.readFile(desiredPath(root), 'utf8')) as Partial<Desired>) };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { ...EMPTY };
-    throw err;
-  }
+const normalizeDesired = (raw: Partial<Desired> | null): Desired => ({ ...EMPTY, nodes: {}, ...raw });
+
+export function readDesired(root: string): Promise<Desired> {
+  return readJsonFile(desiredPath(root), normalizeDesired);
 }
 
 /** Read-modify-write under a lock, so two operators never lose each other's change. */
-export async function updateDesired(root: string, change: (d: Desired) => void): Promise<Desired> {
-  await fsp.mkdir(clusterDir(root), { recursive: true });
-  const release = await lockfile.lock(desiredPath(root), { realpath: false, stale: 10_000, retries: { retries: 50, minTimeout: 100, maxTimeout: 200 } });
-  try {
-    const d = await readDesired(root);
+export function updateDesired(root: string, change: (d: Desired) => void): Promise<Desired> {
+  return updateJsonFile(desiredPath(root), { dir: clusterDir(root), normalize: normalizeDesired }, (d) => {
     change(d);
     d.generation += 1;
     d.updatedAt = new Date().toISOString();
-    await writeFileDurable(desiredPath(root), JSON.stringify(d, null, 2) + '\n');
     return d;
-  } finally {
-    await release();
-  }
+  });
 }
 
 export function effectiveMode(d: Desired, node: string, startMode: Mode): Mode {
@@ -48,9 +39,12 @@ export function effectiveMode(d: Desired, node: string, startMode: Mode): Mode {
 }
 
 export async function setDrained(root: string, node: string, drained: boolean): Promise<void> {
-  await fsp.mkdir(drainedDir(root), { recursive: true });
+  await mkdirDurable(drainedDir(root));
   if (drained) await writeFileDurable(drainedPath(root, node), new Date().toISOString() + '\n');
-  else await fsp.rm(drainedPath(root, node), { force: true });
+  else {
+    await fsp.rm(drainedPath(root, node), { force: true });
+    await fsyncDir(drainedDir(root)).catch(() => undefined); // no folder: nothing was drained
+  }
 }
 
 export async function isDrained(root: string, node: string): Promise<boolean> {

@@ -3,6 +3,7 @@
 // clock; clocks of different hosts are never compared.
 import { promises as fsp } from 'node:fs';
 import { hostname } from 'node:os';
+import { mkdirDurable } from '../spool/fsutil.js';
 import type { Mode } from '../config.js';
 import { heartbeatPath, heartbeatsDir } from './paths.js';
 
@@ -52,7 +53,7 @@ export class HeartbeatPublisher {
   }
 
   async start(): Promise<void> {
-    await fsp.mkdir(heartbeatsDir(this.root), { recursive: true });
+    await mkdirDurable(heartbeatsDir(this.root));
     await this.beat();
     this.timer = setInterval(() => void this.beat(), this.everyMs);
     this.timer.unref();

@@ -7,11 +7,9 @@
 // A key reads `ik_<id>_<secret>`: the id finds its entry, the secret is compared by hash in
 // constant time.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
-import lockfile from 'proper-lockfile';
 import { Errors } from '../errors.js';
-import { writeFileDurable } from '../spool/fsutil.js';
 import { clusterDir, keysPath } from './paths.js';
+import { readJsonFile, updateJsonFile } from './shared-file.js';
 
 export const SCOPES = ['submit', 'process', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -37,28 +35,15 @@ const KEY_PATTERN = /^ik_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
-export async function readKeys(root: string): Promise<KeysFile> {
-  try {
-    const f = JSON.parse(await fsp.readFile(keysPath(root), 'utf8')) as Partial<KeysFile>;
-    return { keys: Array.isArray(f.keys) ? f.keys : [] };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { keys: [] };
-    throw err;
-  }
+const normalizeKeys = (f: Partial<KeysFile> | null): KeysFile => ({ keys: Array.isArray(f?.keys) ? f.keys : [] });
+
+export function readKeys(root: string): Promise<KeysFile> {
+  return readJsonFile(keysPath(root), normalizeKeys);
 }
 
 /** Read-modify-write under a lock, so two operators never lose each other's change. */
-async function updateKeys<T>(root: string, change: (f: KeysFile) => T): Promise<T> {
-  await fsp.mkdir(clusterDir(root), { recursive: true });
-  const release = await lockfile.lock(keysPath(root), { realpath: false, stale: 10_000, retries: { retries: 50, minTimeout: 100, maxTimeout: 200 } });
-  try {
-    const f = await readKeys(root);
-    const out = change(f);
-    await writeFileDurable(keysPath(root), JSON.stringify(f, null, 2) + '\n', 0o600);
-    return out;
-  } finally {
-    await release();
-  }
+function updateKeys<T>(root: string, change: (f: KeysFile) => T): Promise<T> {
+  return updateJsonFile(keysPath(root), { dir: clusterDir(root), normalize: normalizeKeys, mode: 0o600 }, change);
 }
 
 export async function createKey(root: string, o: { tenant: string; scopes: Scope[]; lanes: string[] | null }): Promise<{ key: string; entry: ApiKey }> {

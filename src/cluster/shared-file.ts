@@ -1,22 +1,47 @@
 // Small files every node of a cluster shares. Those the first node creates (the webhook secrets,
-// the id secret): readOrCreateShared. Those operators and the scheduler change (schedules and
-// their progress): readJsonFile and updateJsonFile.
+// the id secret): readOrCreateShared. Those operators and the scheduler change (API keys, desired
+// modes, schedules and their progress): readJsonFile and updateJsonFile.
 //
 // readOrCreateShared: Created atomically and durably: the content goes to a temp file that is
 // fsynced, then hard-linked to its name (link refuses to replace an existing file, so two nodes
 // starting at once agree on one content), then the directory is fsynced. A crash leaves either
 // no file or the whole file, never an empty one that stops every node from starting.
+// updateJsonFile: rewritten the same way (temp, fsync, rename, directory fsync): the old file or
+// the new one, never a mix.
+//
+// A file that is nevertheless empty or not whole JSON (left by an older build's crash, or a hand
+// edit) is refused with INTAKE_SHARED_FILE_DAMAGED naming it, never replaced or read as empty:
+// a new secret would break every receiver's signature check or change the ids of Idempotency-Keys,
+// and an empty key list would open the cluster. The operator restores it (docs/operations.md).
 import { promises as fsp } from 'node:fs';
 import lockfile from 'proper-lockfile';
-import { fsyncDir, writeFileDurable, writeFileSynced } from '../spool/fsutil.js';
+import { Errors } from '../errors.js';
+import { fsyncDir, mkdirDurable, writeFileDurable, writeFileSynced } from '../spool/fsutil.js';
+
+/** Parse a shared file's text; a damaged file is an error that names it and says what to do. */
+export function parseSharedFile<T>(path: string, text: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    const what = text.trim() === '' ? 'empty' : 'not whole JSON';
+    throw Errors.sharedFileDamaged(
+      `${path} is ${what} (left by a crash of an older build, or edited by hand); intake will not replace it: restore it from a backup, or see docs/operations.md, "Durability", for what removing it means`,
+      { cause: err },
+    );
+  }
+}
+
+async function readShared<T>(path: string): Promise<T> {
+  return parseSharedFile<T>(path, await fsp.readFile(path, 'utf8'));
+}
 
 export async function readOrCreateShared<T>(path: string, dir: string, make: () => T): Promise<T> {
   try {
-    return JSON.parse(await fsp.readFile(path, 'utf8')) as T;
+    return await readShared<T>(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  await fsp.mkdir(dir, { recursive: true });
+  await mkdirDurable(dir);
   const value = make();
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   await writeFileSynced(tmp, JSON.stringify(value, null, 2) + '\n', 0o600);
@@ -26,7 +51,7 @@ export async function readOrCreateShared<T>(path: string, dir: string, make: () 
     return value;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    return JSON.parse(await fsp.readFile(path, 'utf8')) as T; // another node made it first: theirs wins
+    return await readShared<T>(path); // another node made it first: theirs wins
   } finally {
     await fsp.unlink(tmp).catch(() => undefined);
   }
@@ -35,7 +60,7 @@ export async function readOrCreateShared<T>(path: string, dir: string, make: () 
 /** A small JSON file under cluster/, or `empty()` while it does not exist. */
 export async function readJsonFile<T>(path: string, normalize: (raw: Partial<T> | null) => T): Promise<T> {
   try {
-    return normalize(JSON.parse(await fsp.readFile(path, 'utf8')) as Partial<T>);
+    return normalize(await readShared<Partial<T>>(path));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return normalize(null);
     throw err;
@@ -52,7 +77,7 @@ export async function updateJsonFile<T, R>(
   o: { dir: string; normalize: (raw: Partial<T> | null) => T; staleMs?: number; mode?: number },
   change: (f: T) => R,
 ): Promise<R> {
-  await fsp.mkdir(o.dir, { recursive: true });
+  await mkdirDurable(o.dir);
   const release = await lockfile.lock(path, { realpath: false, stale: o.staleMs ?? 10_000, retries: { retries: 50, minTimeout: 50, maxTimeout: 200 } });
   try {
     const f = await readJsonFile(path, o.normalize);

@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { HeaderProblem } from '../spool/format.js';
-import { fsyncDir, readRange } from '../spool/fsutil.js';
+import { fsyncDir, mkdirDurable, readRange } from '../spool/fsutil.js';
 import { archiveDir, listAllSegments, nodeDir, nodesDir, SEALED_EXT, type SegmentFile } from '../spool/layout.js';
 import { lockUpdateMs } from '../spool/node-lock.js';
 import { quarantineBytes, quarantineFile } from '../spool/quarantine.js';
@@ -82,7 +82,7 @@ export class Drainer {
   async start(): Promise<void> {
     if (this.state !== 'new') return;
     this.state = 'running';
-    await fsp.mkdir(nodesDir(this.o.root), { recursive: true });
+    await mkdirDurable(nodesDir(this.o.root));
     this.watcher = chokidar.watch(nodesDir(this.o.root), { depth: 1, ignoreInitial: true });
     this.watcher.on('add', (p) => {
       if (p.endsWith(SEALED_EXT)) this.kick();
@@ -249,7 +249,7 @@ export class Drainer {
 
       if (this.o.archive) {
         const dest = archiveDir(root, f.node);
-        await fsp.mkdir(dest, { recursive: true });
+        await mkdirDurable(dest);
         await fsp.rename(f.path, join(dest, f.segment + SEALED_EXT));
         await fsyncDir(dest);
       } else {

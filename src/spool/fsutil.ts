@@ -1,6 +1,7 @@
 // File-system primitives of the durability promise: whole writes, data syncs, directory syncs.
 import { promises as fsp, constants as C } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { resolve } from 'node:path';
 
 /**
  * Write all of `data` at `position`. A short write is continued, never ignored; an error is
@@ -40,6 +41,23 @@ export async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * mkdir -p that survives a power loss: the parent of every folder it made is fsynced (top down),
+ * so a file later made durable inside the new folder cannot be left without a path to it.
+ * Costs one mkdir when the folder exists.
+ */
+export async function mkdirDurable(dir: string): Promise<void> {
+  const first = await fsp.mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  const top = resolve(first);
+  const made: string[] = [];
+  for (let p = resolve(dir); ; p = dirOf(p)) {
+    made.push(p);
+    if (p === top || p === '/') break;
+  }
+  for (const p of made.reverse()) await fsyncDir(dirOf(p));
 }
 
 /** Create or replace `path` with `data` and fsync the file (not its directory). */

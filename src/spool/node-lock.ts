@@ -6,7 +6,7 @@ import lockfile from 'proper-lockfile';
 import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
 import { nodeDir } from './layout.js';
-import { writeFileDurable } from './fsutil.js';
+import { mkdirDurable, writeFileDurable } from './fsutil.js';
 
 export interface NodeLock {
   release(): Promise<void>;
@@ -54,7 +54,7 @@ async function readOwner(dir: string): Promise<Owner | null> {
 
 export async function acquireNodeLock(root: string, node: string, opts: NodeLockOptions): Promise<NodeLock> {
   const dir = nodeDir(root, node);
-  await fsp.mkdir(dir, { recursive: true });
+  await mkdirDurable(dir);
   const lockOpts = {
     stale: opts.staleMs,
     update: lockUpdateMs(opts.staleMs),

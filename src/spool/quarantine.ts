@@ -3,7 +3,7 @@
 import { promises as fsp } from 'node:fs';
 import { basename, join } from 'node:path';
 import { quarantineDir } from './layout.js';
-import { fsyncDir, writeFileSynced } from './fsutil.js';
+import { fsyncDir, mkdirDurable, writeFileSynced } from './fsutil.js';
 
 export interface QuarantineReport {
   /** The file the bytes came from, relative to the spool root when possible. */
@@ -29,7 +29,7 @@ export async function quarantineBytes(
   info: { offset: number; reason: string; detail?: string; dbCode?: string; by: string },
 ): Promise<string> {
   const dir = quarantineDir(root);
-  await fsp.mkdir(dir, { recursive: true });
+  await mkdirDurable(dir);
   const stem = join(dir, `${basename(source)}@${info.offset}`);
   await writeFileSynced(`${stem}.bin`, bytes);
   const report: QuarantineReport = {
@@ -50,7 +50,7 @@ export async function quarantineBytes(
 /** Move a whole file into quarantine/ (a file whose header is damaged), with a report. */
 export async function quarantineFile(root: string, source: string, info: { reason: string; detail?: string; by: string }): Promise<string> {
   const dir = quarantineDir(root);
-  await fsp.mkdir(dir, { recursive: true });
+  await mkdirDurable(dir);
   const st = await fsp.stat(source);
   const dest = join(dir, `${basename(source)}@file`);
   const report: QuarantineReport = {
