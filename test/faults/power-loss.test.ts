@@ -8,10 +8,11 @@
 // request that got a 202 before the cut must be in the database, once; nothing never sent may be.
 // Then the stopped node resumes and the next cut comes.
 //
-// ext4 is mounted with commit=60 so the journal does not commit on its own during a run, and the
-// kernel's default dirty_expire (30 s) is longer than the whole run: what the node does not sync
-// itself stays in memory at the cut. scripts/mutant-power-loss.sh runs this test against a build
-// without the writer's fdatasync (INTAKE_POWER_LOSS_BIN) and shows that it then fails.
+// ext4 is mounted with commit=60 so the journal does not commit on its own between cuts, and the
+// kernel writes back dirty data only once it is 30 s old (vm.dirty_expire_centisecs, left as it
+// is: it is global), so what the node wrote in the seconds before a cut without syncing it is
+// still only in memory. scripts/mutant-power-loss.sh runs this test against a build without the
+// writer's fdatasync (INTAKE_POWER_LOSS_BIN) and shows that it then fails (lost > 0).
 // Set INTAKE_POWER_LOSS_SEED to replay a run's cut times.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
