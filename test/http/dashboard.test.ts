@@ -40,6 +40,7 @@ describe('the dashboard', () => {
       spool,
       db: `sqlite:${join(tmp.path, 'intake.db')}`,
       args: ['--seal-after-ms', '100', '--scan-interval-ms', '100'],
+      startTimeoutMs: 60_000,
       // One attempt and the callback is dead; retried spool entries are looked at every 100 ms.
       env: { INTAKE_CALLBACK_ALLOW_CIDRS: '127.0.0.1/32', INTAKE_CALLBACK_MAX_ATTEMPTS: '1', INTAKE_CALLBACK_POLL_MS: '100', INTAKE_CALLBACK_TIMEOUT_MS: '5000' },
     });
