@@ -163,4 +163,21 @@ describe('the dashboard', () => {
     assert.deepEqual(errors, []);
     console.log(`dashboard: ${sent} requests sent until the page showed an ingest rate of ${await ingest.textContent()}/s; dead callback replayed from the page, attempts ${answers().length} (503, then 200)`);
   });
+
+  test("the heartbeat's running totals count what happened: accepted, drained, completed, callbacks", async (t) => {
+    // One request completed (its callback failed once, then delivered after the replay), the
+    // rest accepted and drained; the totals reach /v1/cluster with the next heartbeat.
+    const c = await waitFor('the totals in the heartbeat', async () => {
+      const r = await call('GET', `${d.url}/v1/cluster`, { key: k.admin });
+      const n = r.body.nodes.find((x: { id: string }) => x.id === d.nodeId);
+      const x = n?.counters;
+      return x && x.callbacks_delivered >= 1 && x.drained >= x.accepted ? x : null;
+    }, 20_000, 200);
+    t.diagnostic(JSON.stringify(c));
+    assert.ok(c.accepted >= 2, `accepted ${c.accepted}`);
+    assert.equal(c.drained, c.accepted, 'every accepted request drained, none twice');
+    assert.equal(c.completed, 1);
+    assert.equal(c.callbacks_failed, 1, 'the one 503');
+    assert.equal(c.callbacks_delivered, 1, 'the replayed callback');
+  });
 });
