@@ -131,6 +131,8 @@ describe('the dashboard', () => {
 
     const row = page.locator(`#nodes tr[data-node="${d.nodeId}"]`);
     await row.waitFor();
+    await page.locator('#key-form').waitFor({ state: 'hidden' });
+    assert.equal(await page.locator('#forget').isVisible(), true, 'a page opened with a key offers to forget it');
     assert.equal(await row.locator('td.mode').textContent(), 'both');
     assert.match((await page.textContent('#schema')) ?? '', /^schema v\d+$/);
     assert.match((await page.textContent('#summary')) ?? '', /^1 live node of 1/);
