@@ -2,8 +2,12 @@
 // admin HTTP routes (the dashboard): list what waits or is dead, and replay dead callbacks. One
 // place, so both ways act alike.
 import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
 import type { CallbackEntryRecord } from '../spool/records.js';
 import { deadDir, listAll, move, park, readEntry } from './failed-spool.js';
+
+/** A replay takes milliseconds; a lock this old was left by a process that died. */
+const LOCK_STALE_MS = 10_000;
 
 /** One spooled callback as an operator sees it (never its body or tenant secret). */
 export interface ListedCallback {
@@ -55,12 +59,27 @@ export function listed({ dueAt, entry: e }: SpooledEntry, which: 'retry' | 'dead
 /**
  * Move one dead callback back to be retried now, with a fresh attempt budget (its age counts
  * again from now; the attempt count keeps growing, so the receiver sees how often it was sent).
- * Every node's retrier sends it at its next poll, under the same webhook-id.
+ * Every node's retrier sends it at its next poll, under the same webhook-id. Two operators
+ * replaying the same callback at once make one retry entry, not two: the dead file is locked and
+ * read again under the lock. False when it was gone by then (replayed or purged meanwhile).
  */
-export async function replay(root: string, dead: SpooledEntry, by: string): Promise<void> {
-  const { path, entry } = dead;
-  const now = Date.now();
-  await move(path, () => park(root, { ...entry, attemptsBeforeReplay: entry.attempts, firstFailedAt: now }, now, by));
+export async function replay(root: string, dead: SpooledEntry, by: string): Promise<boolean> {
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(dead.path, { stale: LOCK_STALE_MS, retries: { retries: 20, minTimeout: 10, maxTimeout: 100 }, realpath: false, onCompromised: () => undefined });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+  try {
+    const entry = await readEntry(dead.path);
+    if (!entry) return false;
+    const now = Date.now();
+    await move(dead.path, () => park(root, { ...entry, attemptsBeforeReplay: entry.attempts, firstFailedAt: now }, now, by));
+    return true;
+  } finally {
+    await release().catch(() => undefined);
+  }
 }
 
 /** A webhook-id as the spool names its files: nothing that could leave the dead/ folder. */

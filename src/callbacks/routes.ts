@@ -48,8 +48,7 @@ export function registerCallbackRoutes(app: FastifyInstance, o: { spool: string;
   app.post<{ Params: { id: string } }>('/v1/callbacks/:id/replay', { config }, async (req, reply) => {
     const { id } = req.params;
     const dead = await deadEntry(o.spool, id);
-    if (!dead) throw Errors.notFound(`no dead callback ${id}`);
-    await replay(o.spool, dead, o.nodeId);
+    if (!dead || !(await replay(o.spool, dead, o.nodeId))) throw Errors.notFound(`no dead callback ${id}`);
     req.log.info({ webhookId: id, key: req.principal.keyId }, 'dead callback replayed over HTTP');
     return reply.code(202).send({ id, status: 'waiting' });
   });

@@ -48,7 +48,7 @@ export function registerCallbacks(program: Command): void {
       if (o.id && dead.length === 0) fail(`no dead callback ${o.id}`);
       let n = 0;
       for (const e of dead) {
-        await replay(root, e, 'cli');
+        if (!(await replay(root, e, 'cli'))) continue; // replayed by someone else meanwhile
         n++;
         if (n % 1000 === 0) process.stdout.write(`replayed ${n}/${dead.length}\n`);
       }
