@@ -9,6 +9,7 @@ COPY bin ./bin
 COPY src ./src
 COPY test ./test
 COPY bench ./bench
+COPY web ./web
 RUN npm ci && npm prune --omit=dev
 
 FROM node:26-bookworm-slim
@@ -22,6 +23,8 @@ COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/bin ./bin
+# The dashboard's page, read at start from web/dashboard.
+COPY --from=build /app/web ./web
 # Migrations are read at run time from src/store/migrations.
 COPY --from=build /app/src/store/migrations ./src/store/migrations
 RUN mkdir -p /var/lib/intake/spool /var/lib/intake/data && chown -R node:node /var/lib/intake

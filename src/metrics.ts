@@ -73,6 +73,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       labelNames: ['code'] as const,
       registers: [registry],
     }),
+    callbacks: new Counter({
+      name: 'intake_callbacks_total',
+      help: 'Callback attempts by outcome: delivered, gone (410), parked (retried later), dead (out of attempts)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     connectionsDropped: new Counter({
       name: 'intake_http_connections_dropped_total',
       help: 'Connections closed at once because the node had --max-connections open',
@@ -83,3 +89,27 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** Running totals of this node that the dashboard turns into rates (they travel in its heartbeat). */
+export interface RateCounters {
+  drained: number;
+  completed: number;
+  callbacksDelivered: number;
+  callbacksFailed: number;
+}
+
+/** Sum of a counter's series whose labels match `where`. */
+async function sum(c: Counter<string>, where: Record<string, string> = {}): Promise<number> {
+  const { values } = await c.get();
+  return values.filter((v) => Object.entries(where).every(([k, x]) => v.labels[k] === x)).reduce((a, v) => a + v.value, 0);
+}
+
+export async function rateCounters(m: Metrics): Promise<RateCounters> {
+  const delivered = await sum(m.callbacks, { outcome: 'delivered' });
+  return {
+    drained: await sum(m.drainRecords),
+    completed: await sum(m.workItems, { op: 'complete', outcome: 'ok' }),
+    callbacksDelivered: delivered,
+    callbacksFailed: (await sum(m.callbacks)) - delivered,
+  };
+}

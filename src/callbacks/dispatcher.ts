@@ -3,6 +3,7 @@
 // durably first, then marked parked), where every node retries it. A dispatcher that dies
 // mid-batch loses nothing: the claims' leases run out and another dispatcher sends them again.
 import type { Logger } from 'pino';
+import type { Metrics } from '../metrics.js';
 import type { CallbackOutcome, Store } from '../store/store.js';
 import { bury, park, spooledIds } from './failed-spool.js';
 import { exhausted, nextDelayMs, type RetryPolicy } from './policy.js';
@@ -28,6 +29,8 @@ export interface DispatcherOptions {
   leaseMs: number;
   idleMs: number;
   log: Logger;
+  /** Counts every attempt's outcome (intake_callbacks_total). */
+  metrics?: Metrics;
 }
 
 export class CallbackDispatcher {
@@ -97,6 +100,7 @@ export class CallbackDispatcher {
       if (where) outcomes.push({ id: cb.id, attempts: cb.attempts, status: where, lastStatus: null, lastError: `already ${where} in the failed-callback spool`, at: Date.now() });
       return where === null;
     });
+    const count = (outcome: CallbackOutcome['status']) => this.o.metrics?.callbacks.inc({ outcome });
     let i = 0;
     const worker = async () => {
       while (i < batch.length) {
@@ -105,6 +109,7 @@ export class CallbackDispatcher {
         const attempts = cb.attempts + 1;
         const now = Date.now();
         const base = { id: cb.id, attempts, lastStatus: res.status, lastError: res.error, at: now };
+        if (res.ok || res.gone) count(res.ok ? 'delivered' : 'gone');
         if (res.ok) {
           outcomes.push({ ...base, status: 'delivered' });
           continue;
@@ -123,9 +128,11 @@ export class CallbackDispatcher {
           if (exhausted(policy, attempts, now, now)) {
             await bury(root, entry, node);
             outcomes.push({ ...base, status: 'dead' });
+            count('dead');
           } else {
             await park(root, entry, now + nextDelayMs(policy, attempts, res.retryAfterMs), node);
             outcomes.push({ ...base, status: 'parked' });
+            count('parked');
           }
         } catch (err) {
           // Not parked: the row stays claimed and is sent again when its lease runs out.

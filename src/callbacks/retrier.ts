@@ -4,6 +4,7 @@
 // Outcomes go to the database through `record` (directly, or through the spool).
 import lockfile from 'proper-lockfile';
 import type { Logger } from 'pino';
+import type { Metrics } from '../metrics.js';
 import type { CallbackOutcomeRecord } from '../spool/records.js';
 import { quarantineFile } from '../spool/quarantine.js';
 import { bury, listDue, move, park, readEntry, remove, type SpooledCallback } from './failed-spool.js';
@@ -24,6 +25,8 @@ export interface RetrierOptions {
   log: Logger;
   /** Record an outcome for the database; false if it could be recorded nowhere. */
   record: (o: CallbackOutcomeRecord) => Promise<boolean>;
+  /** Counts every attempt's outcome (intake_callbacks_total). */
+  metrics?: Metrics;
 }
 
 export class CallbackRetrier {
@@ -87,14 +90,10 @@ export class CallbackRetrier {
       const res = await this.o.sender.send(entry.url, webhookHeaders(this.o.secrets.secretsFor(entry.tenant), entry.id, entry.body), entry.body);
       const attempts = entry.attempts + 1;
       const now = Date.now();
-      const outcome = (status: CallbackOutcomeRecord['status']): CallbackOutcomeRecord => ({
-        id: entry.id,
-        status,
-        attempts,
-        lastStatus: res.status,
-        lastError: res.error,
-        at: now,
-      });
+      const outcome = (status: CallbackOutcomeRecord['status']): CallbackOutcomeRecord => {
+        this.o.metrics?.callbacks.inc({ outcome: status });
+        return { id: entry.id, status, attempts, lastStatus: res.status, lastError: res.error, at: now };
+      };
       // The outcome is recorded before the file changes: a crash in between sends the callback
       // once more (same webhook-id) rather than leaving its status behind for good. If the
       // outcome cannot be recorded anywhere, the file stays and the attempt is repeated later.

@@ -1,28 +1,10 @@
 // intake callbacks ls|replay|purge: the failed-callback spool, for operators during incidents.
 import type { Command } from 'commander';
-import { bury, listAll, move, park, readEntry, remove } from '../callbacks/failed-spool.js';
-import type { CallbackEntryRecord } from '../spool/records.js';
+import { bury, listAll, move, remove } from '../callbacks/failed-spool.js';
+import { listed, replay, spooledEntries } from '../callbacks/replay.js';
 import { fail, spoolFlag, spoolOf } from './options.js';
 
-interface Listed {
-  id: string;
-  requestId: string;
-  url: string;
-  attempts: number;
-  dueAt: string | null;
-  firstFailedAt: string;
-  lastStatus: number | null;
-  lastError: string | null;
-}
-
-async function entries(root: string, which: 'retry' | 'dead'): Promise<{ path: string; dueAt: number; entry: CallbackEntryRecord }[]> {
-  const out = [];
-  for (const f of await listAll(root, which)) {
-    const entry = await readEntry(f.path).catch(() => null);
-    if (entry) out.push({ path: f.path, dueAt: f.dueAt, entry });
-  }
-  return out;
-}
+const entries = async (root: string, which: 'retry' | 'dead') => (await spooledEntries(root, which)).entries;
 
 export function registerCallbacks(program: Command): void {
   const cb = program.command('callbacks').description('the failed-callback spool: list, replay, purge');
@@ -33,16 +15,8 @@ export function registerCallbacks(program: Command): void {
     .option('--json', 'print as JSON')
     .option(...spoolFlag)
     .action(async (o: { dead?: boolean; json?: boolean; spool?: string }) => {
-      const list: Listed[] = (await entries(spoolOf(o), o.dead ? 'dead' : 'retry')).map(({ dueAt, entry: e }) => ({
-        id: e.id,
-        requestId: e.requestId,
-        url: e.url,
-        attempts: e.attempts,
-        dueAt: o.dead ? null : new Date(dueAt).toISOString(),
-        firstFailedAt: new Date(e.firstFailedAt).toISOString(),
-        lastStatus: e.lastStatus,
-        lastError: e.lastError,
-      }));
+      const which = o.dead ? 'dead' : 'retry';
+      const list = (await entries(spoolOf(o), which)).map((e) => listed(e, which));
       if (o.json) {
         process.stdout.write(JSON.stringify(list, null, 2) + '\n');
         return;
@@ -73,9 +47,8 @@ export function registerCallbacks(program: Command): void {
       });
       if (o.id && dead.length === 0) fail(`no dead callback ${o.id}`);
       let n = 0;
-      for (const { path, entry } of dead) {
-        const now = Date.now();
-        await move(path, () => park(root, { ...entry, attemptsBeforeReplay: entry.attempts, firstFailedAt: now }, now, 'cli'));
+      for (const e of dead) {
+        if (!(await replay(root, e, 'cli'))) continue; // replayed by someone else meanwhile
         n++;
         if (n % 1000 === 0) process.stdout.write(`replayed ${n}/${dead.length}\n`);
       }

@@ -32,6 +32,21 @@ export interface Heartbeat {
   leader: boolean;
   accepted: number;
   startedAt: string;
+  /** Running totals for the dashboard's rates; absent in heartbeats of older builds. */
+  counters?: HeartbeatCounters;
+}
+
+/**
+ * Totals since this process started, with the process's own uptime when they were read: a
+ * reader divides differences by differences of uptime, so no clocks are compared.
+ */
+export interface HeartbeatCounters {
+  uptimeMs: number;
+  accepted: number;
+  drained: number;
+  completed: number;
+  callbacksDelivered: number;
+  callbacksFailed: number;
 }
 
 export class HeartbeatPublisher {

@@ -67,5 +67,14 @@ export interface ClusterView {
     heartbeat_age_ms: number;
     started_at: string;
     url: string;
+    /** Totals since the node started and its uptime then (rates: differences over uptime differences); null from older builds. */
+    counters: {
+      uptime_ms: number;
+      accepted: number;
+      drained: number;
+      completed: number;
+      callbacks_delivered: number;
+      callbacks_failed: number;
+    } | null;
   }[];
 }

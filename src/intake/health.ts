@@ -2,6 +2,26 @@
 import type { FastifyInstance } from 'fastify';
 import { Errors } from '../errors.js';
 import type { RouteContext } from '../http/context.js';
+import type { Store } from '../store/store.js';
+
+/** A database that does not answer within this is reported as such, not waited for. */
+const SCHEMA_TIMEOUT_MS = 2000;
+
+async function schemaOf(store: Store | null): Promise<{ current: number; latest: number } | { error: string } | null> {
+  if (!store) return null;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${SCHEMA_TIMEOUT_MS} ms`)), SCHEMA_TIMEOUT_MS);
+  });
+  try {
+    const s = await Promise.race([store.schema(), late]);
+    return { current: s.current, latest: s.latest };
+  } catch (err) {
+    return { error: (err as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export function registerHealthRoutes(app: FastifyInstance, ctx: RouteContext): void {
   // The load balancer's checks need no key; metrics need the admin scope once keys exist.
@@ -19,8 +39,9 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: RouteContext): v
     return { status: 'ready', node: ctx.nodeId, role };
   });
 
-  // The cluster as this node sees it: nodes, modes, leader, backlog (the admin scope).
-  app.get('/v1/cluster', { config: { scope: 'admin' } }, async () => ctx.cluster());
+  // The cluster as this node sees it: nodes, modes, leader, backlog, running totals (the admin
+  // scope), and the database's schema as this node's store reads it (null in receive mode).
+  app.get('/v1/cluster', { config: { scope: 'admin' } }, async () => ({ ...ctx.cluster(), schema: await schemaOf(ctx.store()) }));
 
   app.get('/metrics', { config: { scope: 'admin' } }, async (_req, reply) => {
     void reply.header('content-type', ctx.metrics.registry.contentType);

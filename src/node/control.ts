@@ -13,11 +13,12 @@ import { schedulerOf } from '../cluster/observe.js';
 import { listSegments } from '../spool/layout.js';
 import { LeaderDuties } from './leader-duties.js';
 import type { ClusterView } from '../http/context.js';
+import type { HeartbeatCounters } from '../cluster/heartbeat.js';
 import { ScheduleDuty } from './schedule-duty.js';
 import type { Roles } from './roles.js';
 
 /** What the heartbeat says that the control loop does not know itself. */
-export type NodeState = Pick<Heartbeat, 'seq' | 'version' | 'url' | 'ready' | 'idleMs' | 'accepted' | 'startedAt'> & { stopping: boolean };
+export type NodeState = Pick<Heartbeat, 'seq' | 'version' | 'url' | 'ready' | 'idleMs' | 'accepted' | 'startedAt' | 'counters'> & { stopping: boolean };
 
 export class ClusterControl {
   /** The desired-mode generation applied, the drain flag, leadership and the last error, as the heartbeat reports them. */
@@ -106,6 +107,7 @@ export class ClusterControl {
         heartbeat_age_ms: Math.round(m.sinceAdvanceMs),
         started_at: m.hb.startedAt,
         url: m.hb.url,
+        counters: m.hb.counters ? countersView(m.hb.counters) : null,
       })),
     };
   }
@@ -194,4 +196,15 @@ export class ClusterControl {
   async closeHeartbeat(): Promise<void> {
     await this.heartbeat?.close();
   }
+}
+
+function countersView(c: HeartbeatCounters): NonNullable<ClusterView['nodes'][number]['counters']> {
+  return {
+    uptime_ms: c.uptimeMs,
+    accepted: c.accepted,
+    drained: c.drained,
+    completed: c.completed,
+    callbacks_delivered: c.callbacksDelivered,
+    callbacks_failed: c.callbacksFailed,
+  };
 }

@@ -10,6 +10,8 @@ import { registerHealthRoutes } from '../intake/health.js';
 import { registerRequestRoutes } from '../intake/requests.js';
 import { registerCancelRoute } from '../intake/cancel.js';
 import { registerWorkRoutes } from '../work/routes.js';
+import { registerCallbackRoutes } from '../callbacks/routes.js';
+import { registerDashboard } from '../intake/dashboard.js';
 
 export interface ServerOptions extends HttpLimits {
   bodyLimitBytes: number;
@@ -75,5 +77,7 @@ export async function buildServer(ctx: RouteContext, auth: Authenticator, opts: 
   registerRequestRoutes(app, ctx);
   registerCancelRoute(app, ctx, opts.spool);
   registerWorkRoutes(app, ctx);
+  registerCallbackRoutes(app, { spool: opts.spool, nodeId: ctx.nodeId });
+  registerDashboard(app, auth);
   return app;
 }

@@ -21,7 +21,8 @@ import { loadIdSecret } from '../intake/ids.js';
 import { CompletionWaiters } from '../intake/waiters.js';
 import { heartbeatPath } from '../cluster/paths.js';
 import { register } from '../cluster/register.js';
-import { createMetrics, type Metrics } from '../metrics.js';
+import { createMetrics, rateCounters, type Metrics } from '../metrics.js';
+import type { HeartbeatCounters } from '../cluster/heartbeat.js';
 import { packageVersion } from '../package.js';
 import { acquireNodeLock, type NodeLock } from '../spool/node-lock.js';
 import { CallbackRetrier } from '../callbacks/retrier.js';
@@ -61,6 +62,9 @@ export class IntakeNode {
   private lastAcceptedAt: number | null = null;
   private closing: Promise<void> | null = null;
   private readonly startedAt = new Date().toISOString();
+  /** This process's start on the monotonic clock, and its running totals as of the last control step (the heartbeat carries them). */
+  private readonly bornAt = performance.now();
+  private counters: HeartbeatCounters | undefined;
   /** Address the HTTP server listens on, once started. */
   url = '';
 
@@ -84,7 +88,10 @@ export class IntakeNode {
         return this.idSecret;
       },
       // A new or revoked key counts on this node within one control step.
-      everyStep: async () => this.auth.update(await readKeys(config.spool)),
+      everyStep: async () => {
+        this.auth.update(await readKeys(config.spool));
+        this.counters = { uptimeMs: Math.round(performance.now() - this.bornAt), accepted: this.accepted, ...(await rateCounters(this.metrics)) };
+      },
       state: () => ({
         seq: this.seq,
         version: packageVersion,
@@ -93,6 +100,7 @@ export class IntakeNode {
         idleMs: this.lastAcceptedAt === null ? null : Math.round(performance.now() - this.lastAcceptedAt),
         accepted: this.accepted,
         startedAt: this.startedAt,
+        counters: this.counters,
         stopping: this.stopping,
       }),
     });
@@ -171,6 +179,7 @@ export class IntakeNode {
         lockStaleMs: c.lockStaleMs,
         log: this.log.child({ part: 'callbacks' }),
         record: (o) => recordOutcome(o, { store: this.roles.store, writer: this.roles.writer, log: this.log }),
+        metrics: this.metrics,
       });
       this.retrier.start();
       await this.control.start();

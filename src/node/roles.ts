@@ -113,6 +113,7 @@ export class Roles {
       leaseMs: 4 * this.c.callbackTimeoutMs + 5000,
       idleMs: this.c.callbackPollMs,
       log: this.log.child({ part: 'callbacks' }),
+      metrics: this.metrics,
     });
     dispatcher.start();
     const due = new DueRequests(store, this.log.child({ part: 'due' }));

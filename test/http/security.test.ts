@@ -6,37 +6,10 @@ import { after, before, describe, test } from 'node:test';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { v5 as uuidv5 } from 'uuid';
+import { call, createKey } from '../helpers/auth.js';
 import { runCli, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { waitFor } from '../helpers/http.js';
 import { tempDir } from '../helpers/tmp.js';
-
-interface Reply {
-  status: number;
-  body: any;
-}
-
-async function call(method: string, url: string, o: { key?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<Reply> {
-  const headers: Record<string, string> = { ...o.headers };
-  if (o.key !== undefined) headers.authorization = `Bearer ${o.key}`;
-  if (o.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(url, { method, headers, body: o.body === undefined ? undefined : JSON.stringify(o.body), signal: AbortSignal.timeout(10_000) });
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // metrics are text
-  }
-  return { status: res.status, body };
-}
-
-async function createKey(spool: string, tenant: string, scope: string, lane?: string): Promise<{ id: string; key: string }> {
-  const r = await runCli(['keys', 'create', '--tenant', tenant, '--scope', scope, ...(lane ? ['--lane', lane] : []), '--json', '--spool', spool]);
-  assert.equal(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as { id: string; key: string };
-  assert.match(out.key, /^ik_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
-  return out;
-}
 
 const HOOK = 'https://example.com/hook';
 const HEARTBEAT_MS = 500;
