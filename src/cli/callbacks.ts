@@ -13,6 +13,8 @@ interface Listed {
   firstFailedAt: string;
   lastStatus: number | null;
   lastError: string | null;
+  /** An outcome found (the callback needs no more sending) that waits for the database. */
+  outcomePending: string | null;
 }
 
 async function entries(root: string, which: 'retry' | 'dead'): Promise<{ path: string; dueAt: number; entry: CallbackEntryRecord }[]> {
@@ -42,13 +44,14 @@ export function registerCallbacks(program: Command): void {
         firstFailedAt: new Date(e.firstFailedAt).toISOString(),
         lastStatus: e.lastStatus,
         lastError: e.lastError,
+        outcomePending: e.pendingOutcome?.status ?? null,
       }));
       if (o.json) {
         process.stdout.write(JSON.stringify(list, null, 2) + '\n');
         return;
       }
       for (const l of list) {
-        process.stdout.write(`${l.id}  attempts=${l.attempts}  ${o.dead ? 'dead' : `due ${l.dueAt}`}  ${l.url}  last=${l.lastStatus ?? l.lastError ?? '-'}\n`);
+        process.stdout.write(`${l.id}  attempts=${l.attempts}  ${o.dead ? 'dead' : `due ${l.dueAt}`}  ${l.url}  last=${l.lastStatus ?? l.lastError ?? '-'}${l.outcomePending ? `  ${l.outcomePending}, waiting for the database` : ''}\n`);
       }
       process.stdout.write(`${list.length} ${o.dead ? 'dead' : 'waiting'} callback(s)\n`);
     });
