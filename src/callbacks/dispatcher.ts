@@ -4,9 +4,9 @@
 // mid-batch loses nothing: the claims' leases run out and another dispatcher sends them again.
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
-import type { CallbackOutcome, Store } from '../store/store.js';
+import type { CallbackOutcome, CallbackToSend, Store } from '../store/store.js';
 import { bury, park, spooledIds } from './failed-spool.js';
-import { exhausted, nextDelayMs, type RetryPolicy } from './policy.js';
+import { exhausted, nextDelayMs, recordRetryDelayMs, type RetryPolicy } from './policy.js';
 import type { CallbackSender } from './sender.js';
 import { webhookHeaders } from './signing.js';
 import type { SecretSource } from './secrets.js';
@@ -141,7 +141,34 @@ export class CallbackDispatcher {
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, batch.length) }, worker));
-    await store.recordCallbackOutcomes(outcomes);
+    try {
+      await store.recordCallbackOutcomes(outcomes);
+    } catch (err) {
+      await this.keepUnrecorded(outcomes, batch);
+      throw err;
+    }
     return claimed.length;
+  }
+
+  /**
+   * The database went away between the sends and their record. Parked and dead callbacks have
+   * their file already; a delivered (or gone) one gets a file holding just its outcome, so that
+   * when its lease runs out the outbox finds it in the failed-callback spool instead of sending
+   * it again, and the retrier records the outcome once the database is back (retrier.ts, settle).
+   */
+  private async keepUnrecorded(outcomes: CallbackOutcome[], batch: CallbackToSend[]): Promise<void> {
+    const { root, node, policy, log } = this.o;
+    const byId = new Map(batch.map((cb) => [cb.id, cb]));
+    for (const o of outcomes) {
+      const cb = byId.get(o.id);
+      if (!cb || (o.status !== 'delivered' && o.status !== 'gone')) continue;
+      const entry = { id: cb.id, requestId: cb.requestId, tenant: cb.tenant, url: cb.url, body: cb.body, attempts: o.attempts, firstFailedAt: o.at, lastStatus: o.lastStatus, lastError: o.lastError };
+      try {
+        await park(root, { ...entry, pendingOutcome: o, recordTries: 1 }, Date.now() + recordRetryDelayMs(policy, 1), node);
+      } catch (err) {
+        // Then the lease runs out and the callback is sent again: at least once still holds.
+        log.error({ err, webhookId: o.id }, 'could not keep an unrecorded callback outcome');
+      }
+    }
   }
 }

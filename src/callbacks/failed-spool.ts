@@ -43,13 +43,16 @@ export function park(root: string, entry: CallbackEntryRecord, dueAt: number, by
 
 /** Move an entry from `oldPath` to its next state (rescheduled, dead). */
 export async function move(oldPath: string, write: () => Promise<string>): Promise<void> {
-  await write();
+  // The same name (rescheduled to the very millisecond it was due) was overwritten in place.
+  if ((await write()) === oldPath) return;
   await fsp.rm(oldPath, { force: true });
   await fsyncDir(oldPath.slice(0, oldPath.lastIndexOf('/')));
 }
 
+/** Out of attempts: to dead/. An unrecorded outcome does not go along (a replay sends again). */
 export function bury(root: string, entry: CallbackEntryRecord, by: string): Promise<string> {
-  return writeEntry(deadDir(root), `${entry.id}.seg`, entry, by);
+  const { pendingOutcome: _outcome, recordTries: _tries, ...rest } = entry;
+  return writeEntry(deadDir(root), `${entry.id}.seg`, rest, by);
 }
 
 export async function remove(path: string): Promise<void> {

@@ -21,6 +21,8 @@ export interface ListedCallback {
   firstFailedAt: string;
   lastStatus: number | null;
   lastError: string | null;
+  /** An outcome found (the callback needs no more sending) that waits for the database. */
+  outcomePending: string | null;
 }
 
 export interface SpooledEntry {
@@ -53,6 +55,7 @@ export function listed({ dueAt, entry: e }: SpooledEntry, which: 'retry' | 'dead
     firstFailedAt: new Date(e.firstFailedAt).toISOString(),
     lastStatus: e.lastStatus,
     lastError: e.lastError,
+    outcomePending: e.pendingOutcome?.status ?? null,
   };
 }
 

@@ -5,10 +5,10 @@
 import lockfile from 'proper-lockfile';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
-import type { CallbackOutcomeRecord } from '../spool/records.js';
+import type { CallbackEntryRecord, CallbackOutcomeRecord } from '../spool/records.js';
 import { quarantineFile } from '../spool/quarantine.js';
 import { bury, listDue, move, park, readEntry, remove, type SpooledCallback } from './failed-spool.js';
-import { exhausted, nextDelayMs, type RetryPolicy } from './policy.js';
+import { exhausted, nextDelayMs, recordRetryDelayMs, type RetryPolicy } from './policy.js';
 import type { CallbackSender } from './sender.js';
 import { webhookHeaders } from './signing.js';
 import type { SecretSource } from './secrets.js';
@@ -87,6 +87,8 @@ export class CallbackRetrier {
         return;
       }
       if (!entry) return; // handled by another node meanwhile
+      // Sent already; only its outcome still has to reach the database.
+      if (entry.pendingOutcome) return await this.settle(f.path, entry, entry.pendingOutcome);
       const res = await this.o.sender.send(entry.url, webhookHeaders(this.o.secrets.secretsFor(entry.tenant), entry.id, entry.body), entry.body);
       const attempts = entry.attempts + 1;
       const now = Date.now();
@@ -94,26 +96,39 @@ export class CallbackRetrier {
         this.o.metrics?.callbacks.inc({ outcome: status });
         return { id: entry.id, status, attempts, lastStatus: res.status, lastError: res.error, at: now };
       };
-      // The outcome is recorded before the file changes: a crash in between sends the callback
-      // once more (same webhook-id) rather than leaving its status behind for good. If the
-      // outcome cannot be recorded anywhere, the file stays and the attempt is repeated later.
-      if (res.ok || res.gone) {
-        if (!(await this.o.record(outcome(res.ok ? 'delivered' : 'gone')))) return;
-        await remove(f.path);
-        if (res.gone) log.warn({ webhookId: entry.id, url: entry.url }, 'receiver answered 410 Gone: no more attempts');
-        return;
-      }
       const next = { ...entry, attempts, lastStatus: res.status, lastError: res.error };
+      if (res.ok || res.gone) {
+        if (res.gone) log.warn({ webhookId: entry.id, url: entry.url }, 'receiver answered 410 Gone: no more attempts');
+        return await this.settle(f.path, next, outcome(res.ok ? 'delivered' : 'gone'));
+      }
       if (exhausted(policy, attempts - (entry.attemptsBeforeReplay ?? 0), entry.firstFailedAt, now)) {
-        if (!(await this.o.record(outcome('dead')))) return;
-        await move(f.path, () => bury(root, next, node));
         log.error({ webhookId: entry.id, url: entry.url, attempts, lastError: res.error }, 'callback is dead after its last attempt; replay with `intake callbacks replay`');
-        return;
+        return await this.settle(f.path, next, outcome('dead'));
       }
       await this.o.record(outcome('parked')); // a lost 'parked' only leaves the attempt count behind
       await move(f.path, () => park(root, next, now + nextDelayMs(policy, attempts, res.retryAfterMs), node));
     } finally {
       await release().catch(() => undefined);
     }
+  }
+
+  /**
+   * A final outcome (delivered, gone, dead) is recorded before the file changes: a crash in
+   * between leaves the file, and the outcome is found again. When no database or spool can take
+   * it, the outcome goes into the entry, rescheduled with a backoff: the callback is not sent
+   * again (the receiver has it, or it is out of attempts), and the same entry, its one retry
+   * chain, records the outcome once the database is back.
+   */
+  private async settle(path: string, entry: CallbackEntryRecord, outcome: CallbackOutcomeRecord): Promise<void> {
+    const { root, node, policy, log } = this.o;
+    if (await this.o.record(outcome)) {
+      if (outcome.status === 'dead') await move(path, () => bury(root, entry, node));
+      else await remove(path);
+      return;
+    }
+    const tries = (entry.recordTries ?? 0) + 1;
+    const dueAt = Date.now() + recordRetryDelayMs(policy, tries);
+    if (tries === 1) log.warn({ webhookId: entry.id, status: outcome.status }, 'callback outcome kept in the failed-callback spool until the database can record it');
+    await move(path, () => park(root, { ...entry, pendingOutcome: outcome, recordTries: tries }, dueAt, node));
   }
 }

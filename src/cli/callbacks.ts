@@ -22,7 +22,7 @@ export function registerCallbacks(program: Command): void {
         return;
       }
       for (const l of list) {
-        process.stdout.write(`${l.id}  attempts=${l.attempts}  ${o.dead ? 'dead' : `due ${l.dueAt}`}  ${l.url}  last=${l.lastStatus ?? l.lastError ?? '-'}\n`);
+        process.stdout.write(`${l.id}  attempts=${l.attempts}  ${o.dead ? 'dead' : `due ${l.dueAt}`}  ${l.url}  last=${l.lastStatus ?? l.lastError ?? '-'}${l.outcomePending ? `  ${l.outcomePending}, waiting for the database` : ''}\n`);
       }
       process.stdout.write(`${list.length} ${o.dead ? 'dead' : 'waiting'} callback(s)\n`);
     });

@@ -147,6 +147,13 @@ export interface CallbackEntryRecord {
    * (outcomes are ordered by it), while the attempt budget starts again at a replay.
    */
   attemptsBeforeReplay?: number;
+  /**
+   * The outcome of the last attempt when no database or spool could take it (a save-only node
+   * while its database is down). The entry then waits only to record it: nothing is sent again.
+   */
+  pendingOutcome?: CallbackOutcomeRecord;
+  /** Failed tries to record `pendingOutcome` so far: its backoff. */
+  recordTries?: number;
 }
 
 /** What became of a callback, for the database (written by nodes that do not touch it). */

@@ -311,7 +311,9 @@ export class SpoolWriter {
     if (!seg) return;
     await seg.fh.close().catch(() => undefined);
     if (err instanceof TakenOverError) return; // the file is another node's business now
-    this.orphans.push({ path: seg.path, keepBytes: seg.synced });
+    // A file whose durable part is only its header (a probe's, or one whose first batch failed)
+    // holds nothing acknowledged: remove it rather than seal an empty segment.
+    this.orphans.push({ path: seg.path, keepBytes: seg.records > 0 ? seg.synced : 0 });
     await this.retryOrphans();
   }
 

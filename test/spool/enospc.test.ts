@@ -7,12 +7,11 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeSegment } from '../../src/spool/format.js';
-import { parseRequestRecord } from '../../src/spool/records.js';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
 import { get, post, sleep, waitFor, type Answer } from '../helpers/http.js';
+import { nodeSpoolFiles, type NodeSpool } from '../helpers/spool-files.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const FS_BYTES = 2 * 1024 * 1024;
@@ -34,49 +33,7 @@ after(async () => {
   tmp.cleanup();
 });
 
-interface OnDisk {
-  /** Ids in intact request records of every segment file (open or sealed). */
-  ids: Set<string>;
-  files: string[];
-  /** Damage found in sealed files (they must be whole: the writer cuts to its last sync before sealing). */
-  sealedDamage: string[];
-}
-
-/** The spool files as they are now. A file sealed (renamed) between the listing and its read is looked at again. */
-function onDisk(spool: string): OnDisk {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return onDiskOnce(spool);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw err;
-    }
-  }
-}
-
-function onDiskOnce(spool: string): OnDisk {
-  const dir = join(spool, 'nodes', NODE);
-  const out: OnDisk = { ids: new Set(), files: [], sealedDamage: [] };
-  for (const f of readdirSync(dir).sort()) {
-    if (!f.endsWith('.seg') && !f.endsWith('.open')) continue;
-    out.files.push(f);
-    const dec = decodeSegment(readFileSync(join(dir, f)));
-    const sealed = f.endsWith('.seg');
-    if (dec.headerProblem) {
-      if (sealed) out.sealedDamage.push(`${f}: header ${dec.headerProblem.code}`);
-      continue;
-    }
-    for (const rec of dec.records) {
-      const r = parseRequestRecord(rec.json);
-      if (r) out.ids.add(r.id);
-      else if (sealed) out.sealedDamage.push(`${f}@${rec.offset}: not a request record`);
-    }
-    if (sealed && dec.gaps.length > 0) out.sealedDamage.push(`${f}: ${dec.gaps.length} damaged ranges`);
-    if (sealed && dec.tail) out.sealedDamage.push(`${f}: ${dec.tail.length} bytes of torn tail at ${dec.tail.offset}`);
-  }
-  return out;
-}
-
-function missing(acked: Map<string, string>, disk: OnDisk): string[] {
+function missing(acked: Map<string, string>, disk: NodeSpool): string[] {
   return [...acked].filter(([, id]) => !disk.ids.has(id)).map(([key, id]) => `${key}=${id}`);
 }
 
@@ -157,7 +114,7 @@ test('a full spool answers 507 and never acks what is not on disk; it recovers w
     assert.equal((await get(`${d.url}/readyz`)).status, 503, 'readiness stays failed while the spool is full');
   }
   assert.equal((await send()).status, 507, 'still full: refused');
-  const full = onDisk(spool);
+  const full = nodeSpoolFiles(spool, NODE);
   assert.deepEqual(missing(acked, full), [], 'acked requests missing from the spool files');
   assert.deepEqual(full.sealedDamage, [], 'sealed segments are whole');
 
@@ -176,7 +133,7 @@ test('a full spool answers 507 and never acks what is not on disk; it recovers w
 
   // A graceful stop seals everything; every 202 of both phases is in a sealed, whole segment.
   assert.equal(await d.kill('SIGTERM'), 0, `the node did not stop cleanly:\n${d.output().slice(-4000)}`);
-  const end = onDisk(spool);
+  const end = nodeSpoolFiles(spool, NODE);
   t.diagnostic(`end: sent ${n}, acked ${acked.size}, answers ${JSON.stringify(Object.fromEntries(statuses))}, files ${end.files.length}, ids on disk ${end.ids.size}`);
   assert.deepEqual(missing(acked, end), [], 'acked requests missing from the spool files');
   assert.deepEqual(end.sealedDamage, [], 'sealed segments are whole');
