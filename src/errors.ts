@@ -62,6 +62,8 @@ export const Errors = {
   /** An intact, valid record the database refused (a constraint, a value it cannot store): quarantined. */
   recordRefused: define('INTAKE_RECORD_REFUSED', 500),
   nodeIdInUse: define('INTAKE_NODE_ID_IN_USE', 500),
+  /** A spool lock (say on a shared file under cluster/) stayed held by a process that keeps refreshing it. */
+  lockBusy: define('INTAKE_LOCK_BUSY', 500),
 
   // configuration and database
   badConfig: define('INTAKE_BAD_CONFIG', 500),

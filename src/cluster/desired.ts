@@ -2,10 +2,10 @@
 // generation; nodes report the generation they applied in their heartbeat, which is how
 // `intake mode --wait` knows the switch is done.
 import { promises as fsp } from 'node:fs';
-import lockfile from 'proper-lockfile';
 import type { Mode } from '../config.js';
 import { writeFileDurable } from '../spool/fsutil.js';
 import { clusterDir, desiredPath, drainedDir, drainedPath } from './paths.js';
+import { lockShared } from './shared-file.js';
 
 export interface Desired {
   generation: number;
@@ -30,7 +30,7 @@ export async function readDesired(root: string): Promise<Desired> {
 /** Read-modify-write under a lock, so two operators never lose each other's change. */
 export async function updateDesired(root: string, change: (d: Desired) => void): Promise<Desired> {
   await fsp.mkdir(clusterDir(root), { recursive: true });
-  const release = await lockfile.lock(desiredPath(root), { realpath: false, stale: 10_000, retries: { retries: 50, minTimeout: 100, maxTimeout: 200 } });
+  const release = await lockShared(desiredPath(root));
   try {
     const d = await readDesired(root);
     change(d);

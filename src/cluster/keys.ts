@@ -8,10 +8,10 @@
 // constant time.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import lockfile from 'proper-lockfile';
 import { Errors } from '../errors.js';
 import { writeFileDurable } from '../spool/fsutil.js';
 import { clusterDir, keysPath } from './paths.js';
+import { lockShared } from './shared-file.js';
 
 export const SCOPES = ['submit', 'process', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -50,7 +50,7 @@ export async function readKeys(root: string): Promise<KeysFile> {
 /** Read-modify-write under a lock, so two operators never lose each other's change. */
 async function updateKeys<T>(root: string, change: (f: KeysFile) => T): Promise<T> {
   await fsp.mkdir(clusterDir(root), { recursive: true });
-  const release = await lockfile.lock(keysPath(root), { realpath: false, stale: 10_000, retries: { retries: 50, minTimeout: 100, maxTimeout: 200 } });
+  const release = await lockShared(keysPath(root));
   try {
     const f = await readKeys(root);
     const out = change(f);

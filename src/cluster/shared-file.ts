@@ -7,8 +7,20 @@
 // starting at once agree on one content), then the directory is fsynced. A crash leaves either
 // no file or the whole file, never an empty one that stops every node from starting.
 import { promises as fsp } from 'node:fs';
-import lockfile from 'proper-lockfile';
 import { fsyncDir, writeFileDurable, writeFileSynced } from '../spool/fsutil.js';
+import { StaleLocks, type Release } from '../spool/stale-locks.js';
+
+/** Stale time of the locks on the small shared files (a read-modify-write takes milliseconds). */
+const SHARED_STALE_MS = 10_000;
+
+/**
+ * Lock a shared file for a read-modify-write, waiting while another process holds it. A lock
+ * nobody refreshed for `staleMs` (as this process saw it: stale-locks.ts) is taken over; one
+ * that stays held, and refreshed, for twice that throws INTAKE_LOCK_BUSY.
+ */
+export function lockShared(path: string, staleMs = SHARED_STALE_MS): Promise<Release> {
+  return new StaleLocks(staleMs).lockWaiting(path, 2 * staleMs + 5000);
+}
 
 export async function readOrCreateShared<T>(path: string, dir: string, make: () => T): Promise<T> {
   try {
@@ -43,7 +55,7 @@ export async function readJsonFile<T>(path: string, normalize: (raw: Partial<T> 
 }
 
 /**
- * Read-modify-write of a small JSON file under a lock (proper-lockfile, stale after `staleMs`),
+ * Read-modify-write of a small JSON file under a lock (lockShared, stale after `staleMs`),
  * written durably, so two writers (operators, or two nodes for a moment) never lose each
  * other's change. Returns what `change` returns.
  */
@@ -53,7 +65,7 @@ export async function updateJsonFile<T, R>(
   change: (f: T) => R,
 ): Promise<R> {
   await fsp.mkdir(o.dir, { recursive: true });
-  const release = await lockfile.lock(path, { realpath: false, stale: o.staleMs ?? 10_000, retries: { retries: 50, minTimeout: 50, maxTimeout: 200 } });
+  const release = await lockShared(path, o.staleMs);
   try {
     const f = await readJsonFile(path, o.normalize);
     const out = change(f);

@@ -197,10 +197,16 @@ export class IntakeNode {
   }
 
   private onLockLost(err: Error): void {
-    // Another process judged this node dead (say the event loop stalled past lockStaleMs).
-    // Acknowledgements stay safe (the writer checks its file is still its own after every sync),
-    // but two processes must not share a node id: stop, and let the supervisor restart us.
+    // Another process judged this node dead: nobody saw its lock refreshed for --lock-stale-ms
+    // (the process stalled: SIGSTOP, swapping, a hung storage call), and the leader took its open
+    // segment over. Refuse every request from now on (the writer also refuses by itself when it
+    // finds its segment gone), then stop with exit code 1: a process that stalled that long is
+    // suspect, and two processes must not share a node id. The supervisor starts it again
+    // (systemd: Restart=always); the new process takes the lock back once the leader has sealed
+    // what was open, and goes on. Acknowledgements stay safe throughout: the writer acknowledges
+    // a batch only if its file is still its own after the sync (writer.ts).
     this.log.fatal({ err }, 'node lock lost; shutting down');
+    void this.roles.writer?.lose('this node was judged dead and taken over');
     process.exitCode = 1;
     void this.close();
   }

@@ -3,7 +3,7 @@
 //   <root>/nodes/<node>/<segment>.open   the node's open segment (one at a time), being appended
 //   <root>/nodes/<node>/<segment>.seg    sealed segments, waiting for a drainer
 //   <root>/nodes/<node>/owner.json       host and pid of the process that holds the node lock
-//   <root>/nodes/<node>.lock/            proper-lockfile lock held while the node runs
+//   <root>/nodes/<node>.lock/            the node lock, held while the node runs (stale-locks.ts)
 //   <root>/nodes/<node>/<segment>.seg.lock/  a drainer's claim on a sealed segment
 //   <root>/quarantine/                   damaged bytes and whole files, each with a .json report
 //   <root>/archive/<node>/               drained segments, when archiving is on
