@@ -54,6 +54,8 @@ export class IntakeNode {
   private readonly auth = new Authenticator();
   private retrier: CallbackRetrier | null = null;
   private lock: NodeLock | null = null;
+  /** A stop keeps serving (answering) at least until then (performance.now()). */
+  private serveUntil = 0;
   private server: FastifyInstance | null = null;
   private seq = 0;
   private stopping = false;
@@ -207,6 +209,9 @@ export class IntakeNode {
     // a batch only if its file is still its own after the sync (writer.ts).
     this.log.fatal({ err }, 'node lock lost; shutting down');
     void this.roles.writer?.lose('this node was judged dead and taken over');
+    // Requests that reached the node while it stalled are read only now: answer them (503)
+    // rather than reset their connections, for as long as a graceful stop serves.
+    this.serveUntil = performance.now() + this.config.stopIdleMs;
     process.exitCode = 1;
     void this.close();
   }
@@ -251,7 +256,7 @@ export class IntakeNode {
     const deadline = performance.now() + stopGraceMs;
     while (performance.now() < deadline) {
       const idle = this.lastAcceptedAt === null ? Infinity : performance.now() - this.lastAcceptedAt;
-      if (idle >= stopIdleMs) return;
+      if (idle >= stopIdleMs && performance.now() >= this.serveUntil) return;
       await sleep(Math.min(50, stopIdleMs));
     }
   }

@@ -8,9 +8,10 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { assertNoLossNoDuplicate, checkDelivery, formatReport } from '../chaos/checker.js';
-import { post, sleep, waitFor } from '../helpers/http.js';
+import { sleep, waitFor } from '../helpers/http.js';
 import { LoadClient, startCluster, type Cluster } from './harness.js';
 
 const NODES = ['n1', 'n2', 'n3'];
@@ -45,11 +46,7 @@ test('a receive node stopped past its lock stale time is taken over; resumed, it
   process.kill(pid, 'SIGSTOP');
   const stoppedAt = performance.now();
   // Requests sent to the stopped node itself: it reads them only once resumed.
-  const probes = Array.from({ length: 8 }, (_, i) =>
-    post(`${victimUrl}/v1/requests`, { payload: { probe: i }, callback_url: 'https://example.com/hook' }, { 'idempotency-key': `probe-${i}` }, 120_000).catch(
-      (err: Error) => ({ status: -1, body: { error: err.message } }),
-    ),
-  );
+  const probes = Array.from({ length: 8 }, (_, i) => probe(`${victimUrl}/v1/requests`, i));
   const leadLog = () => c.logTail('n1', 10_000_000);
   await waitFor('the leader to take the stopped node over', () => /took over open segment of a dead node/.test(leadLog()), 60_000, 100);
   const stoppedMs = performance.now() - stoppedAt;
@@ -71,6 +68,7 @@ test('a receive node stopped past its lock stale time is taken over; resumed, it
   const report = checkDelivery({ acked: client.acked, sent: client.sent, rows: drained.rows.filter((r) => !r.idempotency_key?.startsWith('probe-')) });
   const probeRows = drained.rows.filter((r) => r.idempotency_key?.startsWith('probe-')).length;
   const probeStatuses = probeAnswers.map((a) => a.status);
+  const probeErrors = probeAnswers.map((a) => a.error).filter((e) => e);
   const figures = {
     sent: client.sent.size,
     acked: client.acked.size,
@@ -84,6 +82,7 @@ test('a receive node stopped past its lock stale time is taken over; resumed, it
     probesAcked: probeStatuses.filter((s) => s === 202).length,
     probesRefused: probeStatuses.filter((s) => s === 503).length,
     probeRowsStored: probeRows,
+    probeErrors,
     victimExit: victim.exits[0],
   };
   t.diagnostic(`stalled writer figures: ${JSON.stringify(figures)}`);
@@ -105,3 +104,18 @@ test('a receive node stopped past its lock stale time is taken over; resumed, it
   );
 });
 
+
+/** One POST on its own connection (the kernel queues it while the node is stopped); its status, or -1 and the error. */
+function probe(url: string, i: number): Promise<{ status: number; error?: string }> {
+  const body = JSON.stringify({ payload: { probe: i }, callback_url: 'https://example.com/hook' });
+  return new Promise((resolve) => {
+    const req = request(url, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'idempotency-key': `probe-${i}` } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+      res.on('error', (err) => resolve({ status: -1, error: err.message }));
+    });
+    req.setTimeout(120_000, () => req.destroy(new Error('timeout')));
+    req.on('error', (err) => resolve({ status: -1, error: err.message }));
+    req.end(body);
+  });
+}
