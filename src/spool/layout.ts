@@ -9,6 +9,7 @@
 //   <root>/archive/<node>/               drained segments, when archiving is on
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { STALE_LOCK_MARK } from './stale-locks.js';
 
 export const OPEN_EXT = '.open';
 export const SEALED_EXT = '.seg';
@@ -39,7 +40,8 @@ export async function listNodes(root: string): Promise<string[]> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  return names.filter((n) => NODE_ID_PATTERN.test(n) && !n.endsWith('.lock')).sort();
+  // Not a node lock, nor one a taker moved aside and crashed before removing (stale-locks.ts).
+  return names.filter((n) => NODE_ID_PATTERN.test(n) && !n.endsWith('.lock') && !n.includes(`.lock${STALE_LOCK_MARK}`)).sort();
 }
 
 /** Segment files of one node, oldest first (segment ids are UUIDv7, so name order is time order). */
