@@ -64,6 +64,8 @@ export const Errors = {
   nodeIdInUse: define('INTAKE_NODE_ID_IN_USE', 500),
   /** A small shared file under cluster/ (secrets, keys, modes, schedules) is empty or not whole JSON. */
   sharedFileDamaged: define('INTAKE_SHARED_FILE_DAMAGED', 500),
+  /** A spool lock (say on a shared file under cluster/) stayed held by a process that keeps refreshing it. */
+  lockBusy: define('INTAKE_LOCK_BUSY', 500),
 
   // configuration and database
   badConfig: define('INTAKE_BAD_CONFIG', 500),

@@ -2,11 +2,11 @@
 // database. An entry is claimed with a lock (so two nodes do not send it at the same moment),
 // sent, and then removed (delivered, or 410 Gone), rescheduled, or buried in dead/.
 // Outcomes go to the database through `record` (directly, or through the spool).
-import lockfile from 'proper-lockfile';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import type { CallbackEntryRecord, CallbackOutcomeRecord } from '../spool/records.js';
 import { quarantineFile } from '../spool/quarantine.js';
+import { StaleLocks } from '../spool/stale-locks.js';
 import { bury, listDue, move, park, readEntry, remove, type SpooledCallback } from './failed-spool.js';
 import { exhausted, nextDelayMs, recordRetryDelayMs, type RetryPolicy } from './policy.js';
 import type { CallbackSender } from './sender.js';
@@ -34,9 +34,12 @@ export class CallbackRetrier {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private closed = false;
+  /** What this node has seen of other nodes' claims on entries (a claim is stale only once it watched it stand still). */
+  private readonly locks: StaleLocks;
 
   constructor(o: RetrierOptions) {
     this.o = o;
+    this.locks = new StaleLocks(o.lockStaleMs, o.log);
   }
 
   start(): void {
@@ -70,13 +73,8 @@ export class CallbackRetrier {
 
   private async attempt(f: SpooledCallback): Promise<void> {
     const { log, root, node, policy } = this.o;
-    let release: () => Promise<void>;
-    try {
-      release = await lockfile.lock(f.path, { stale: this.o.lockStaleMs, retries: 0, realpath: false, onCompromised: () => undefined });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ELOCKED') return; // another node has it
-      throw err;
-    }
+    const release = await this.locks.tryLock(f.path);
+    if (!release) return; // another node has it
     try {
       let entry;
       try {

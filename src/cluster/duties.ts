@@ -4,46 +4,38 @@
 // moment.
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
 import type { Logger } from 'pino';
 import { deadDir, retryDir } from '../callbacks/failed-spool.js';
 import { listAllSegments, nodeDir, nodesDir, type SegmentFile } from '../spool/layout.js';
 import { drainedDir, clusterDir } from './paths.js';
-import { lockUpdateMs } from '../spool/node-lock.js';
 import { sealLeftover } from '../spool/recover.js';
+import type { StaleLocks } from '../spool/stale-locks.js';
 
 /**
- * Seal the open segments of nodes whose node lock has gone stale (the process is gone), so a
- * drainer can load them. A live node's lock is fresh and is left alone.
+ * Seal the open segments of nodes whose node lock has gone stale (the process is gone, or stalled
+ * past the stale time), so a drainer can load them. A live node refreshes its lock and is left
+ * alone, whatever its clock says: `locks` judges by progress seen on this process's clock, so the
+ * leader must keep one StaleLocks across calls.
  */
-export async function sealDeadNodes(root: string, self: string, lockStaleMs: number, log: Logger): Promise<number> {
+export async function sealDeadNodes(root: string, self: string, locks: StaleLocks, log: Logger): Promise<number> {
   const openByNode = new Map<string, SegmentFile[]>();
   for (const f of await listAllSegments(root)) {
     if (f.state === 'open' && f.node !== self) openByNode.set(f.node, [...(openByNode.get(f.node) ?? []), f]);
   }
   let sealed = 0;
   for (const [node, files] of openByNode) {
-    let release: () => Promise<void>;
     let compromised = false;
-    try {
-      release = await lockfile.lock(nodeDir(root, node), {
-        stale: lockStaleMs,
-        update: lockUpdateMs(lockStaleMs),
-        retries: 0,
-        realpath: false,
-        // The node came back and took its lock: leave the rest to it.
-        onCompromised: () => {
-          compromised = true;
-        },
-      });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ELOCKED') continue; // alive
-      throw err;
-    }
+    const release = await locks.tryLock(nodeDir(root, node), {
+      // The node came back and took its lock: leave the rest to it.
+      onCompromised: () => {
+        compromised = true;
+      },
+    });
+    if (!release) continue; // alive (or not watched long enough yet to tell)
     try {
       for (const f of files) {
         if (compromised) break;
-        const outcome = await sealLeftover(root, f.path, self, log, lockStaleMs);
+        const outcome = await sealLeftover(root, f.path, self, log, locks);
         log.warn({ deadNode: node, segment: f.segment, outcome }, 'took over open segment of a dead node');
         if (outcome === 'sealed') sealed++;
       }

@@ -14,9 +14,9 @@
 // a new secret would break every receiver's signature check or change the ids of Idempotency-Keys,
 // and an empty key list would open the cluster. The operator restores it (docs/operations.md).
 import { promises as fsp } from 'node:fs';
-import lockfile from 'proper-lockfile';
 import { Errors } from '../errors.js';
 import { fsyncDir, mkdirDurable, writeFileDurable, writeFileSynced } from '../spool/fsutil.js';
+import { StaleLocks, type Release } from '../spool/stale-locks.js';
 
 /** Parse a shared file's text; a damaged file is an error that names it and says what to do. */
 export function parseSharedFile<T>(path: string, text: string): T {
@@ -33,6 +33,18 @@ export function parseSharedFile<T>(path: string, text: string): T {
 
 async function readShared<T>(path: string): Promise<T> {
   return parseSharedFile<T>(path, await fsp.readFile(path, 'utf8'));
+}
+
+/** Stale time of the locks on the small shared files (a read-modify-write takes milliseconds). */
+const SHARED_STALE_MS = 10_000;
+
+/**
+ * Lock a shared file for a read-modify-write, waiting while another process holds it. A lock
+ * nobody refreshed for `staleMs` (as this process saw it: stale-locks.ts) is taken over; one
+ * that stays held, and refreshed, for twice that throws INTAKE_LOCK_BUSY.
+ */
+export function lockShared(path: string, staleMs = SHARED_STALE_MS): Promise<Release> {
+  return new StaleLocks(staleMs).lockWaiting(path, 2 * staleMs + 5000);
 }
 
 export async function readOrCreateShared<T>(path: string, dir: string, make: () => T): Promise<T> {
@@ -68,7 +80,7 @@ export async function readJsonFile<T>(path: string, normalize: (raw: Partial<T> 
 }
 
 /**
- * Read-modify-write of a small JSON file under a lock (proper-lockfile, stale after `staleMs`),
+ * Read-modify-write of a small JSON file under a lock (lockShared, stale after `staleMs`),
  * written durably, so two writers (operators, or two nodes for a moment) never lose each
  * other's change. Returns what `change` returns.
  */
@@ -78,7 +90,7 @@ export async function updateJsonFile<T, R>(
   change: (f: T) => R,
 ): Promise<R> {
   await mkdirDurable(o.dir);
-  const release = await lockfile.lock(path, { realpath: false, stale: o.staleMs ?? 10_000, retries: { retries: 50, minTimeout: 50, maxTimeout: 200 } });
+  const release = await lockShared(path, o.staleMs);
   try {
     const f = await readJsonFile(path, o.normalize);
     const out = change(f);

@@ -1,7 +1,7 @@
 // The drainer (save mode): moves every node's sealed segments into the database, exactly once.
 //
-// For each sealed segment: claim it (proper-lockfile; a stale claim of a dead drainer is taken
-// over), read and check it in the decode worker (decoder.ts: never on the event loop),
+// For each sealed segment: claim it (a lock; a claim of a dead drainer that nobody refreshed for
+// the stale time, as this node saw it, is taken over: spool/stale-locks.ts), read and check it in the decode worker (decoder.ts: never on the event loop),
 // quarantine damaged bytes, insert its records with insert-if-absent on the id, commit, then
 // delete (or archive) the file and fsync the directory. A crash at any point leaves the file for
 // the next claim, and the re-insert finds the ids already present. A record the database
@@ -13,14 +13,13 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import chokidar, { type FSWatcher } from 'chokidar';
-import lockfile from 'proper-lockfile';
 import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { HeaderProblem } from '../spool/format.js';
 import { fsyncDir, mkdirDurable, readRange } from '../spool/fsutil.js';
 import { archiveDir, listAllSegments, nodeDir, nodesDir, SEALED_EXT, type SegmentFile } from '../spool/layout.js';
-import { lockUpdateMs } from '../spool/node-lock.js';
+import { StaleLocks } from '../spool/stale-locks.js';
 import { quarantineBytes, quarantineFile } from '../spool/quarantine.js';
 import { describeDbError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
@@ -73,9 +72,12 @@ export class Drainer {
   /** Files of a newer format: logged once, looked at again only after a while. */
   private unsupported = new Map<string, number>();
   private closing: Promise<void> | null = null;
+  /** What this drainer has seen of other drainers' claims: a claim is stale only once it watched it stand still. */
+  private readonly locks: StaleLocks;
 
   constructor(opts: DrainerOptions) {
     this.o = opts;
+    this.locks = new StaleLocks(opts.lockStaleMs, opts.log);
     this.decoder = new SegmentDecoder({ log: opts.log });
   }
 
@@ -203,21 +205,12 @@ export class Drainer {
   /** Claim, load and remove one sealed segment. */
   async drainSegment(f: SegmentFile): Promise<DrainOutcome> {
     const { root, log, metrics, store } = this.o;
-    let release: () => Promise<void>;
-    try {
-      release = await lockfile.lock(f.path, {
-        stale: this.o.lockStaleMs,
-        update: lockUpdateMs(this.o.lockStaleMs),
-        retries: 0,
-        realpath: false,
-        // Someone took our claim over (we stalled past the stale time). The id key keeps the
-        // database right whichever of us commits; we finish and let the delete race.
-        onCompromised: (err) => log.warn({ err, segment: f.segment }, 'segment claim lost to another drainer'),
-      });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ELOCKED') return 'busy';
-      throw err;
-    }
+    const release = await this.locks.tryLock(f.path, {
+      // Someone took our claim over (we stalled past the stale time). The id key keeps the
+      // database right whichever of us commits; we finish and let the delete race.
+      onCompromised: (err) => log.warn({ err, segment: f.segment }, 'segment claim lost to another drainer'),
+    });
+    if (!release) return 'busy';
     try {
       const t0 = performance.now();
       const dec = await this.decoder.decode(f.path);

@@ -55,6 +55,8 @@ export class IntakeNode {
   private readonly auth = new Authenticator();
   private retrier: CallbackRetrier | null = null;
   private lock: NodeLock | null = null;
+  /** A stop keeps serving (answering) at least until then (performance.now()). */
+  private serveUntil = 0;
   private server: FastifyInstance | null = null;
   private seq = 0;
   private stopping = false;
@@ -206,10 +208,19 @@ export class IntakeNode {
   }
 
   private onLockLost(err: Error): void {
-    // Another process judged this node dead (say the event loop stalled past lockStaleMs).
-    // Acknowledgements stay safe (the writer checks its file is still its own after every sync),
-    // but two processes must not share a node id: stop, and let the supervisor restart us.
+    // Another process judged this node dead: nobody saw its lock refreshed for --lock-stale-ms
+    // (the process stalled: SIGSTOP, swapping, a hung storage call), and the leader took its open
+    // segment over. Refuse every request from now on (the writer also refuses by itself when it
+    // finds its segment gone), then stop with exit code 1: a process that stalled that long is
+    // suspect, and two processes must not share a node id. The supervisor starts it again
+    // (systemd: Restart=always); the new process takes the lock back once the leader has sealed
+    // what was open, and goes on. Acknowledgements stay safe throughout: the writer acknowledges
+    // a batch only if its file is still its own after the sync (writer.ts).
     this.log.fatal({ err }, 'node lock lost; shutting down');
+    void this.roles.writer?.lose('this node was judged dead and taken over');
+    // Requests that reached the node while it stalled are read only now: answer them (503)
+    // rather than reset their connections, for as long as a graceful stop serves.
+    this.serveUntil = performance.now() + this.config.stopIdleMs;
     process.exitCode = 1;
     void this.close();
   }
@@ -254,7 +265,7 @@ export class IntakeNode {
     const deadline = performance.now() + stopGraceMs;
     while (performance.now() < deadline) {
       const idle = this.lastAcceptedAt === null ? Infinity : performance.now() - this.lastAcceptedAt;
-      if (idle >= stopIdleMs) return;
+      if (idle >= stopIdleMs && performance.now() >= this.serveUntil) return;
       await sleep(Math.min(50, stopIdleMs));
     }
   }

@@ -3,12 +3,13 @@
 //   <root>/nodes/<node>/<segment>.open   the node's open segment (one at a time), being appended
 //   <root>/nodes/<node>/<segment>.seg    sealed segments, waiting for a drainer
 //   <root>/nodes/<node>/owner.json       host and pid of the process that holds the node lock
-//   <root>/nodes/<node>.lock/            proper-lockfile lock held while the node runs
+//   <root>/nodes/<node>.lock/            the node lock, held while the node runs (stale-locks.ts)
 //   <root>/nodes/<node>/<segment>.seg.lock/  a drainer's claim on a sealed segment
 //   <root>/quarantine/                   damaged bytes and whole files, each with a .json report
 //   <root>/archive/<node>/               drained segments, when archiving is on
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { STALE_LOCK_MARK } from './stale-locks.js';
 
 export const OPEN_EXT = '.open';
 export const SEALED_EXT = '.seg';
@@ -39,7 +40,8 @@ export async function listNodes(root: string): Promise<string[]> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  return names.filter((n) => NODE_ID_PATTERN.test(n) && !n.endsWith('.lock')).sort();
+  // Not a node lock, nor one a taker moved aside and crashed before removing (stale-locks.ts).
+  return names.filter((n) => NODE_ID_PATTERN.test(n) && !n.endsWith('.lock') && !n.includes(`.lock${STALE_LOCK_MARK}`)).sort();
 }
 
 /** Segment files of one node, oldest first (segment ids are UUIDv7, so name order is time order). */

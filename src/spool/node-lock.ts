@@ -2,11 +2,11 @@
 // it (the lock went stale) knows the node is dead and may seal its open segment.
 import { promises as fsp } from 'node:fs';
 import { hostname } from 'node:os';
-import lockfile from 'proper-lockfile';
 import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
 import { nodeDir } from './layout.js';
 import { mkdirDurable, writeFileDurable } from './fsutil.js';
+import { lockUpdateMs, StaleLocks, type Release } from './stale-locks.js';
 
 export interface NodeLock {
   release(): Promise<void>;
@@ -35,15 +35,6 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/**
- * How often a held lock is refreshed. proper-lockfile clamps this to [1000, stale/2], so with
- * the smallest stale time (2000 ms) a holder has a margin of one second of event-loop stall
- * before another process may judge the lock stale.
- */
-export function lockUpdateMs(staleMs: number): number {
-  return Math.max(1000, Math.floor(staleMs / 4));
-}
-
 async function readOwner(dir: string): Promise<Owner | null> {
   try {
     return JSON.parse(await fsp.readFile(`${dir}/owner.json`, 'utf8')) as Owner;
@@ -55,13 +46,7 @@ async function readOwner(dir: string): Promise<Owner | null> {
 export async function acquireNodeLock(root: string, node: string, opts: NodeLockOptions): Promise<NodeLock> {
   const dir = nodeDir(root, node);
   await mkdirDurable(dir);
-  const lockOpts = {
-    stale: opts.staleMs,
-    update: lockUpdateMs(opts.staleMs),
-    realpath: false,
-    onCompromised: opts.onCompromised,
-  };
-  const release = await takeLock(dir, node, lockOpts, opts);
+  const release = await takeLock(dir, node, opts);
   const me: Owner = { host: hostname(), pid: process.pid, startedAt: new Date().toISOString() };
   await writeFileDurable(`${dir}/owner.json`, JSON.stringify(me) + '\n');
   return { release: () => release().catch(() => undefined) };
@@ -70,35 +55,21 @@ export async function acquireNodeLock(root: string, node: string, opts: NodeLock
 /**
  * Take the node lock, waiting while someone refreshes it. The lock is held by this node's
  * previous process, or for a moment by the cluster leader sealing what that process left open.
- * A lock is removed by hand only when nobody refreshes it (its mtime is older than one refresh
- * period) and its owner is a dead process on this host, so a restart after kill -9 does not wait
- * for the full stale time; a lock someone is refreshing is never removed.
+ * It is taken over when nobody refreshed it for the stale time as this process saw it
+ * (stale-locks.ts: never by comparing clocks), or sooner, after a refresh period and half a second
+ * of stillness, when its owner is a dead process on this host: a restart after kill -9 does not wait
+ * for the full stale time. A lock someone is refreshing is never taken.
  */
-async function takeLock(
-  dir: string,
-  node: string,
-  lockOpts: { stale: number; update: number; realpath: boolean; onCompromised: (err: Error) => void },
-  opts: NodeLockOptions,
-): Promise<() => Promise<void>> {
+async function takeLock(dir: string, node: string, opts: NodeLockOptions): Promise<Release> {
+  const locks = new StaleLocks(opts.staleMs, opts.log);
   const deadline = performance.now() + opts.waitMs;
   let warned = false;
   for (;;) {
-    try {
-      return await lockfile.lock(dir, { ...lockOpts, retries: 0 });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
-    }
     const owner = await readOwner(dir);
-    const lockAgeMs = await fsp.stat(`${dir}.lock`).then(
-      (st) => Date.now() - st.mtimeMs,
-      () => 0,
-    );
     const deadHere = owner !== null && owner.host === hostname() && owner.pid !== process.pid && !pidAlive(owner.pid);
-    if (deadHere && lockAgeMs > lockOpts.update + 500) {
-      opts.log.warn({ lockedNode: node, deadPid: owner.pid }, 'taking over node lock of a dead process on this host');
-      await fsp.rm(`${dir}.lock`, { recursive: true, force: true });
-      continue;
-    }
+    const takeOverAfterMs = deadHere ? lockUpdateMs(opts.staleMs) + 500 : opts.staleMs;
+    const release = await locks.tryLock(dir, { onCompromised: opts.onCompromised, takeOverAfterMs });
+    if (release) return release;
     if (!warned) {
       opts.log.warn({ lockedNode: node, owner }, 'node lock is held; waiting for it to be released or go stale');
       warned = true;

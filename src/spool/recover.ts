@@ -6,28 +6,23 @@ import { decodeSegment } from './format.js';
 import { fsyncDir, dirOf } from './fsutil.js';
 import { SEALED_EXT, OPEN_EXT } from './layout.js';
 import { quarantineBytes, quarantineFile } from './quarantine.js';
-import lockfile from 'proper-lockfile';
-import { lockUpdateMs } from './node-lock.js';
+import type { StaleLocks } from './stale-locks.js';
 
 export type LeftoverOutcome = 'sealed' | 'removed' | 'quarantined' | 'gone' | 'busy';
 
 /**
- * The caller must hold the lock of the node that owned the file. The file is renamed to its
+ * The caller must hold the lock of the node that owned the file; `locks` is its memory of the
+ * spool locks it has watched (stale-locks.ts). The file is renamed to its
  * sealed name *before* it is read, under the drainers' claim lock for that name: a writer that
  * is in fact still alive then sees its file gone and acknowledges nothing more (see writer.ts),
  * and every byte it acknowledged before the rename is in what is read here.
  * Safe to repeat after a crash at any point: every step is idempotent.
  */
-export async function sealLeftover(root: string, path: string, by: string, log: Logger, lockStaleMs: number): Promise<LeftoverOutcome> {
+export async function sealLeftover(root: string, path: string, by: string, log: Logger, locks: StaleLocks): Promise<LeftoverOutcome> {
   const dir = dirOf(path);
   const sealed = path.slice(0, -OPEN_EXT.length) + SEALED_EXT;
-  let release: () => Promise<void>;
-  try {
-    release = await lockfile.lock(sealed, { stale: lockStaleMs, update: lockUpdateMs(lockStaleMs), retries: 0, realpath: false, onCompromised: () => undefined });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ELOCKED') return 'busy';
-    throw err;
-  }
+  const release = await locks.tryLock(sealed);
+  if (!release) return 'busy';
   try {
     try {
       await fsp.rename(path, sealed);

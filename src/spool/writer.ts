@@ -19,6 +19,7 @@ import { encodeHeader } from './format.js';
 import { fsyncDir, isNoSpace, writeFully } from './fsutil.js';
 import { listSegments, nodeDir, openPath, sealedPath } from './layout.js';
 import { sealLeftover } from './recover.js';
+import { StaleLocks } from './stale-locks.js';
 
 export interface SpoolWriterOptions {
   root: string;
@@ -80,14 +81,19 @@ export class SpoolWriter {
   private orphans: Orphan[] = [];
   /** This node's leftover open segments (from a previous run) whose seal claim was busy at start. */
   private leftovers: string[] = [];
+  /** What this writer has seen of the seal claims on its leftovers (stale-locks.ts). */
+  private readonly locks: StaleLocks;
   private leftoverRetry: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
   private healthyNow = true;
   private lastErrorCode: string | null = null;
+  /** Set once this node's files were taken over by another node: what every append gets from then on. */
+  private lostErr: IntakeError | null = null;
 
   constructor(opts: SpoolWriterOptions) {
     this.o = { maxQueuedBytes: 256 * 1024 * 1024, ...opts };
+    this.locks = new StaleLocks(opts.lockStaleMs, opts.log);
   }
 
   /** False after a failed write or sync, until a new segment could be made durable again. */
@@ -105,7 +111,7 @@ export class SpoolWriter {
     await fsp.mkdir(nodeDir(this.o.root, this.o.node), { recursive: true });
     for (const f of await listSegments(this.o.root, this.o.node)) {
       if (f.state !== 'open') continue;
-      const outcome = await sealLeftover(this.o.root, f.path, this.o.node, this.o.log, this.o.lockStaleMs);
+      const outcome = await sealLeftover(this.o.root, f.path, this.o.node, this.o.log, this.locks);
       // A claim a dead process left on the sealed name: retry from tick() once it is stale.
       if (outcome === 'busy') this.leftovers.push(f.path);
     }
@@ -117,7 +123,7 @@ export class SpoolWriter {
 
   /** Resolves once `record` (a framed record) is on stable storage; rejects with an IntakeError otherwise. */
   append(record: Buffer): Promise<void> {
-    if (this.state !== 'running') return Promise.reject(Errors.shuttingDown('this node is shutting down; retry on another node'));
+    if (this.state !== 'running') return Promise.reject(this.lostErr ?? Errors.shuttingDown('this node is shutting down; retry on another node'));
     if (this.queuedBytes + record.length > this.o.maxQueuedBytes) {
       return Promise.reject(Errors.spoolUnavailable('spool writes are behind; retry shortly'));
     }
@@ -137,7 +143,7 @@ export class SpoolWriter {
       this.stopTimer();
       while (this.running) await this.running;
       if (wasRunning && this.seg) await this.sealCurrent();
-      await this.retryOrphans();
+      if (!this.lostErr) await this.retryOrphans();
       await this.leftoverRetry;
       this.state = 'closed';
     })();
@@ -154,6 +160,34 @@ export class SpoolWriter {
     const seg = this.seg;
     this.seg = null;
     await seg?.fh.close().catch(() => undefined);
+  }
+
+  /**
+   * Another node took this node's files over: its node lock was taken (the process stalled past
+   * the lock's stale time, say SIGSTOP or a storage hang, and the leader judged it dead), or its
+   * open segment was renamed away. Acknowledge nothing more, not even into a new segment, and
+   * leave every file alone: they are the lock holder's business now (the leader seals what is
+   * open; this node's next start finds whatever is left). A batch already past its sync and
+   * ownership check is acknowledged: its bytes are in the file the taker reads.
+   */
+  async lose(why: string): Promise<void> {
+    this.markLost(why);
+    while (this.running) await this.running;
+    const seg = this.seg;
+    this.seg = null;
+    await seg?.fh.close().catch(() => undefined);
+  }
+
+  private markLost(why: string): void {
+    if (this.lostErr) return;
+    this.lostErr = Errors.shuttingDown(`${why}: this node stopped accepting; retry on another node`);
+    this.state = 'closed';
+    this.healthyNow = false;
+    this.lastErrorCode = 'INTAKE_SEGMENT_TAKEN_OVER';
+    this.stopTimer();
+    for (const p of this.queue.splice(0)) p.reject(this.lostErr);
+    this.queuedBytes = 0;
+    this.o.log.error({ why }, 'spool taken over by another node; refusing every request from now on');
   }
 
   private stopTimer(): void {
@@ -175,7 +209,7 @@ export class SpoolWriter {
       const left: string[] = [];
       for (const path of this.leftovers) {
         try {
-          if ((await sealLeftover(this.o.root, path, this.o.node, this.o.log, this.o.lockStaleMs)) === 'busy') left.push(path);
+          if ((await sealLeftover(this.o.root, path, this.o.node, this.o.log, this.locks)) === 'busy') left.push(path);
         } catch (err) {
           this.o.log.error({ err, file: path }, 'sealing leftover segment failed; will retry');
           left.push(path);
@@ -198,6 +232,7 @@ export class SpoolWriter {
 
   private async loop(): Promise<void> {
     for (;;) {
+      if (this.lostErr) return;
       if (this.sealWanted) {
         this.sealWanted = false;
         if (this.seg) await this.sealCurrent();
@@ -273,6 +308,7 @@ export class SpoolWriter {
       this.o.metrics.batchRecords.observe(batch.length);
       this.markHealthy();
     } catch (err) {
+      if (err instanceof TakenOverError) this.markLost('open segment taken over by another node');
       await this.abandon(err);
       const e = isNoSpace(err)
         ? Errors.spoolFull('the spool is full; retry later', { cause: err })

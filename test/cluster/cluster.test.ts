@@ -17,7 +17,7 @@ import { readHeartbeats, type Heartbeat } from '../../src/cluster/heartbeat.js';
 import { heartbeatPath } from '../../src/cluster/paths.js';
 import { decodeSegment, RecordKind } from '../../src/spool/format.js';
 import { listAllSegments, listSegments, quarantineDir } from '../../src/spool/layout.js';
-import { lockUpdateMs } from '../../src/spool/node-lock.js';
+import { lockUpdateMs } from '../../src/spool/stale-locks.js';
 import { runCli, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { get, post, sleep, waitFor } from '../helpers/http.js';
 import { startPostgres, type PgServer } from '../helpers/postgres.js';
@@ -297,9 +297,9 @@ describe('cluster of three nodes on one spool and one PostgreSQL', () => {
       assert.equal(h.get('s1')?.leader, true, 's1 leads');
       const takeover = takeoverLines(s1.output());
       assert.equal(takeover.length, 1, "the leader sealed the dead node's segment");
-      // Not before r's lock went stale: r refreshed it at most one refresh period before the kill.
-      // (proper-lockfile clamps the refresh period to [1000, stale/2], whatever lockUpdateMs asks.)
-      const refreshMs = Math.max(Math.min(lockUpdateMs(LOCK_STALE_MS), LOCK_STALE_MS / 2), 1000);
+      // Not before r's lock went stale: r refreshed it at most one refresh period before the kill,
+      // and the leader takes it only after watching it stand still for the stale time.
+      const refreshMs = lockUpdateMs(LOCK_STALE_MS);
       assert.ok(
         takeover[0]!.time >= killedAt + LOCK_STALE_MS - refreshMs - 50,
         `takeover ${takeover[0]!.time - killedAt} ms after the kill, before the lock could be stale (${LOCK_STALE_MS} - ${refreshMs} ms)`,

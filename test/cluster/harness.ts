@@ -178,6 +178,10 @@ export interface ClusterOptions {
   modes?: Record<string, Mode>;
   /** Environment for every node on top of the test's own (say INTAKE_CALLBACK_ALLOW_CIDRS). */
   env?: Record<string, string>;
+  /** Environment of one node on top of `env` (say a foreign clock: helpers/faketime.ts). */
+  nodeEnv?: Record<string, Record<string, string>>;
+  /** Flags of one node after NODE_FLAGS (a later flag wins). */
+  nodeFlags?: Record<string, string[]>;
 }
 
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
@@ -255,7 +259,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     haproxy = await startHaproxy({ servers: [...nodes.values()].map((n) => ({ name: n.id, port: n.port })) });
 
     const modeOf = (id: string): Mode => o.modes?.[id] ?? 'both';
-    const nodeArgs = (id: string) => ['start', '--port', String(node(id).port), '--node-id', id, '--spool', spool, '--db', db, '--mode', modeOf(id), ...NODE_FLAGS];
+    const nodeArgs = (id: string) => ['start', '--port', String(node(id).port), '--node-id', id, '--spool', spool, '--db', db, '--mode', modeOf(id), ...NODE_FLAGS, ...(o.nodeFlags?.[id] ?? [])];
 
     const pool = new pg.Pool({ connectionString: db, max: 2 });
     let closing: Promise<void> | null = null;
@@ -277,7 +281,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       async startNode(id, from = build) {
         const n = node(id);
         const fd = openSync(logPath(id), 'a');
-        const proc = spawn(process.execPath, [join(from, 'bin', 'intake.js'), ...nodeArgs(id)], { stdio: ['ignore', fd, fd], cwd: dir, env: { ...process.env, ...o.env } });
+        const proc = spawn(process.execPath, [join(from, 'bin', 'intake.js'), ...nodeArgs(id)], { stdio: ['ignore', fd, fd], cwd: dir, env: { ...process.env, ...o.env, ...o.nodeEnv?.[id] } });
         closeSync(fd);
         const pid = proc.pid;
         if (pid === undefined) throw new Error(`could not spawn node ${id}`);

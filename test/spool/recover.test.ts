@@ -9,6 +9,7 @@ import lockfile from 'proper-lockfile';
 import { v7 as uuidv7 } from 'uuid';
 import { CURRENT_VERSION, decodeSegment, encodeHeader, encodeRecord, RecordKind } from '../../src/spool/format.js';
 import { sealLeftover } from '../../src/spool/recover.js';
+import { StaleLocks } from '../../src/spool/stale-locks.js';
 import type { QuarantineReport } from '../../src/spool/quarantine.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -54,7 +55,7 @@ describe('sealLeftover', () => {
     assert.ok(dec.tail);
     const validEnd = dec.validEnd;
 
-    assert.equal(await sealLeftover(root, open, BY, log, STALE_MS), 'sealed');
+    assert.equal(await sealLeftover(root, open, BY, log, new StaleLocks(STALE_MS)), 'sealed');
     assert.equal(existsSync(open), false, '.open is gone');
     assert.ok(existsSync(sealed), '.seg exists');
     const kept = readFileSync(sealed);
@@ -85,12 +86,12 @@ describe('sealLeftover', () => {
     const { root, id, open, sealed } = fresh();
     const { buf } = segment(id, 2);
     writeFileSync(open, buf.subarray(0, buf.length - 3));
-    assert.equal(await sealLeftover(root, open, BY, log, STALE_MS), 'sealed');
+    assert.equal(await sealLeftover(root, open, BY, log, new StaleLocks(STALE_MS)), 'sealed');
     const sealedBytes = readFileSync(sealed);
     const q = listQuarantine(root);
     const reports = q.filter((f) => f.endsWith('.json')).map((f) => readFileSync(join(quarantine(root), f), 'utf8'));
     for (let i = 0; i < 2; i++) {
-      assert.equal(await sealLeftover(root, open, BY, log, STALE_MS), 'sealed');
+      assert.equal(await sealLeftover(root, open, BY, log, new StaleLocks(STALE_MS)), 'sealed');
       assert.ok(readFileSync(sealed).equals(sealedBytes), 'the sealed file is not touched again');
       assert.deepEqual(listQuarantine(root), q, 'nothing new in quarantine');
       assert.deepEqual(
@@ -102,8 +103,8 @@ describe('sealLeftover', () => {
     }
     // A drainer took the sealed file.
     unlinkSync(sealed);
-    assert.equal(await sealLeftover(root, open, BY, log, STALE_MS), 'gone');
-    assert.equal(await sealLeftover(root, open, BY, log, STALE_MS), 'gone');
+    assert.equal(await sealLeftover(root, open, BY, log, new StaleLocks(STALE_MS)), 'gone');
+    assert.equal(await sealLeftover(root, open, BY, log, new StaleLocks(STALE_MS)), 'gone');
     assert.equal(existsSync(open), false);
     assert.equal(existsSync(sealed), false);
     assert.deepEqual(listQuarantine(root), q);
@@ -116,7 +117,7 @@ describe('sealLeftover', () => {
     const torn = Buffer.concat([buf, Buffer.from('half a rec')]);
     writeFileSync(open, torn);
     renameSync(open, sealed); // what the crashed run got done
-    assert.equal(await sealLeftover(root, open, BY, log, STALE_MS), 'sealed');
+    assert.equal(await sealLeftover(root, open, BY, log, new StaleLocks(STALE_MS)), 'sealed');
     assert.ok(readFileSync(sealed).equals(Buffer.concat([header, ...records])));
     assert.deepEqual(listQuarantine(root), [`${id}.seg@${buf.length}.bin`, `${id}.seg@${buf.length}.json`]);
   });
@@ -125,7 +126,7 @@ describe('sealLeftover', () => {
     const { root, id, open, sealed } = fresh();
     const { buf } = segment(id, 2);
     writeFileSync(open, Buffer.concat([buf, Buffer.alloc(4096)]));
-    assert.equal(await sealLeftover(root, open, BY, log, STALE_MS), 'sealed');
+    assert.equal(await sealLeftover(root, open, BY, log, new StaleLocks(STALE_MS)), 'sealed');
     assert.ok(readFileSync(sealed).equals(buf));
     assert.deepEqual(listQuarantine(root), []);
   });
@@ -134,7 +135,7 @@ describe('sealLeftover', () => {
     const { root, id, open, sealed } = fresh();
     const { buf } = segment(id, 3);
     writeFileSync(open, buf);
-    assert.equal(await sealLeftover(root, open, BY, log, STALE_MS), 'sealed');
+    assert.equal(await sealLeftover(root, open, BY, log, new StaleLocks(STALE_MS)), 'sealed');
     assert.ok(readFileSync(sealed).equals(buf));
     assert.equal(existsSync(open), false);
     assert.deepEqual(listQuarantine(root), []);
@@ -146,7 +147,7 @@ describe('sealLeftover', () => {
     const damaged = Buffer.from(buf);
     damaged[header.length + records[0]!.length + 15]! ^= 0x01; // inside record 1's body
     writeFileSync(open, damaged);
-    assert.equal(await sealLeftover(root, open, BY, log, STALE_MS), 'sealed');
+    assert.equal(await sealLeftover(root, open, BY, log, new StaleLocks(STALE_MS)), 'sealed');
     assert.ok(readFileSync(sealed).equals(damaged));
     assert.deepEqual(listQuarantine(root), []);
   });
@@ -157,7 +158,7 @@ describe('sealLeftover', () => {
     for (let cut = 0; cut < header.length; cut++) {
       const { root, id, open, sealed } = fresh();
       writeFileSync(open, encodeHeader({ node: NODE, segment: id, createdAt: 1 }).subarray(0, cut));
-      const outcome = await sealLeftover(root, open, BY, log, STALE_MS);
+      const outcome = await sealLeftover(root, open, BY, log, new StaleLocks(STALE_MS));
       const left = readdirSync(join(root, 'nodes', NODE));
       if (outcome !== 'removed' || left.length !== 0 || existsSync(sealed) || listQuarantine(root).length !== 0) {
         outcomes.push(`${cut} bytes: ${outcome}, left ${JSON.stringify(left)}, quarantine ${JSON.stringify(listQuarantine(root))}`);
@@ -169,7 +170,7 @@ describe('sealLeftover', () => {
   test('an open file holding only a header is removed', async () => {
     const { root, id, open, sealed } = fresh();
     writeFileSync(open, segment(id, 0).buf);
-    assert.equal(await sealLeftover(root, open, BY, log, STALE_MS), 'removed');
+    assert.equal(await sealLeftover(root, open, BY, log, new StaleLocks(STALE_MS)), 'removed');
     assert.equal(existsSync(open), false);
     assert.equal(existsSync(sealed), false);
     assert.deepEqual(listQuarantine(root), []);
@@ -179,7 +180,7 @@ describe('sealLeftover', () => {
     const { root, id, open, sealed } = fresh();
     const { header, records } = segment(id, 1);
     writeFileSync(open, Buffer.concat([header, records[0]!.subarray(0, 20)]));
-    assert.equal(await sealLeftover(root, open, BY, log, STALE_MS), 'removed');
+    assert.equal(await sealLeftover(root, open, BY, log, new StaleLocks(STALE_MS)), 'removed');
     assert.equal(existsSync(open), false);
     assert.equal(existsSync(sealed), false);
     const stem = `${id}.seg@${header.length}`;
@@ -193,7 +194,7 @@ describe('sealLeftover', () => {
     const { buf } = segment(id, 2, CURRENT_VERSION + 1);
     const bytes = Buffer.concat([buf, Buffer.from('future bytes')]);
     writeFileSync(open, bytes);
-    assert.equal(await sealLeftover(root, open, BY, log, STALE_MS), 'sealed');
+    assert.equal(await sealLeftover(root, open, BY, log, new StaleLocks(STALE_MS)), 'sealed');
     assert.equal(existsSync(open), false);
     assert.ok(readFileSync(sealed).equals(bytes), 'not a byte changed');
     assert.deepEqual(listQuarantine(root), []);
@@ -203,7 +204,7 @@ describe('sealLeftover', () => {
     const { root, id, open, sealed } = fresh();
     const bytes = Buffer.from('this was never a segment, but it has some length to it');
     writeFileSync(open, bytes);
-    assert.equal(await sealLeftover(root, open, BY, log, STALE_MS), 'quarantined');
+    assert.equal(await sealLeftover(root, open, BY, log, new StaleLocks(STALE_MS)), 'quarantined');
     assert.equal(existsSync(open), false);
     assert.equal(existsSync(sealed), false);
     const stem = `${id}.seg@file`;
@@ -223,12 +224,12 @@ describe('sealLeftover', () => {
     writeFileSync(open, buf);
     const release = await lockfile.lock(sealed, { realpath: false, stale: STALE_MS });
     try {
-      assert.equal(await sealLeftover(root, open, BY, log, STALE_MS), 'busy');
+      assert.equal(await sealLeftover(root, open, BY, log, new StaleLocks(STALE_MS)), 'busy');
       assert.ok(readFileSync(open).equals(buf));
       assert.equal(existsSync(sealed), false);
     } finally {
       await release();
     }
-    assert.equal(await sealLeftover(root, open, BY, log, STALE_MS), 'sealed');
+    assert.equal(await sealLeftover(root, open, BY, log, new StaleLocks(STALE_MS)), 'sealed');
   });
 });
