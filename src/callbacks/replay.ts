@@ -2,8 +2,8 @@
 // admin HTTP routes (the dashboard): list what waits or is dead, and replay dead callbacks. One
 // place, so both ways act alike.
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
 import type { CallbackEntryRecord } from '../spool/records.js';
+import { StaleLocks } from '../spool/stale-locks.js';
 import { deadDir, listAll, move, park, readEntry } from './failed-spool.js';
 
 /** A replay takes milliseconds; a lock this old was left by a process that died. */
@@ -69,7 +69,8 @@ export function listed({ dueAt, entry: e }: SpooledEntry, which: 'retry' | 'dead
 export async function replay(root: string, dead: SpooledEntry, by: string): Promise<boolean> {
   let release: () => Promise<void>;
   try {
-    release = await lockfile.lock(dead.path, { stale: LOCK_STALE_MS, retries: { retries: 20, minTimeout: 10, maxTimeout: 100 }, realpath: false, onCompromised: () => undefined });
+    // Judged stale by progress on this process's own clock, like every spool lock (stale-locks.ts).
+    release = await new StaleLocks(LOCK_STALE_MS).lockWaiting(dead.path, 2 * LOCK_STALE_MS + 5000);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw err;
