@@ -59,6 +59,7 @@ test('a holder whose clock is an hour behind keeps its lock: it refreshes, so it
       await sleep(100);
     }
     assert.ok(tries > 10);
+    await assert.rejects(locks.lockWaiting(file, 500), { code: 'INTAKE_LOCK_BUSY' }, 'a waiter gives up on a lock its holder keeps refreshing');
     assert.doesNotMatch(h.output(), /compromised/);
   } finally {
     await stop(h.proc);
