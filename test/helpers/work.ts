@@ -78,9 +78,26 @@ export const WORK_ENV = {
 /** Short seal and scan times, so submitted requests are claimable within a fraction of a second. */
 export const WORK_ARGS = ['--seal-after-ms', '100', '--scan-interval-ms', '100', '--lock-stale-ms', '2000'];
 
-/** A node in mode both on `db`. */
+/** A node in mode both on `db` (given a minute to start: a loaded CI machine can take more than the default 20 s). */
 export function startWorkNode(db: TestDb, nodeId?: string): Promise<Daemon> {
-  return startDaemon({ spool: db.spool, db: db.url, args: WORK_ARGS, env: WORK_ENV, ...(nodeId ? { nodeId } : {}) });
+  return startDaemon({ spool: db.spool, db: db.url, args: WORK_ARGS, env: WORK_ENV, startTimeoutMs: 60000, ...(nodeId ? { nodeId } : {}) });
+}
+
+/** An item of a claim's answer. */
+export interface ClaimedItem {
+  id: string;
+  lease_token: string;
+  lease_expires_at: string;
+  attempts: number;
+}
+
+/** Submit `n` requests in `lane` (a lane of their own), wait until they are stored, claim them all; items in claim order (oldest first). */
+export async function claimAll(d: Daemon, callbackUrl: string, n: number, lane: string, leaseSeconds = 60): Promise<ClaimedItem[]> {
+  const ids = await submitAndStore(d, callbackUrl, n, { lane });
+  const c = await post(`${d.url}/v1/work/claim`, { lane, limit: n, lease_seconds: leaseSeconds });
+  assert.equal(c.status, 200, JSON.stringify(c.body));
+  assert.deepEqual(c.body.items.map((x: ClaimedItem) => x.id), ids, 'the claim got every request of the lane, oldest first');
+  return c.body.items as ClaimedItem[];
 }
 
 /**

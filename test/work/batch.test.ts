@@ -12,7 +12,7 @@ import type { Daemon } from '../helpers/daemon.js';
 import { dbReader, type DbReader } from '../helpers/db.js';
 import { get, post, sleep, waitFor, type Answer } from '../helpers/http.js';
 import { tempDir } from '../helpers/tmp.js';
-import { ENGINES, startHookReceiver, startWorkNode, submitAndStore, testDatabases, type HookReceiver } from '../helpers/work.js';
+import { claimAll, ENGINES, startHookReceiver, startWorkNode, testDatabases, type ClaimedItem, type HookReceiver } from '../helpers/work.js';
 
 const MAX_ITEMS = 1000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -33,11 +33,7 @@ after(async () => {
   tmp.cleanup();
 });
 
-interface Item {
-  id: string;
-  lease_token: string;
-  attempts: number;
-}
+type Item = ClaimedItem;
 
 /** What a result looks like after the trip over the wire (JSON has no -0, no undefined). */
 const wire = (v: unknown): unknown => JSON.parse(JSON.stringify(v));
@@ -98,11 +94,7 @@ for (const engine of ENGINES) {
     /** Submit `n` requests in a lane of their own and claim them all; items in claim order. */
     async function claimed(n: number, leaseSeconds = 60): Promise<{ lane: string; items: Item[] }> {
       const lane = `b${++lanes}`;
-      const ids = await submitAndStore(d, hooks.url, n, { lane });
-      const c = await post(`${d.url}/v1/work/claim`, { lane, limit: n, lease_seconds: leaseSeconds });
-      assert.equal(c.status, 200, JSON.stringify(c.body));
-      assert.deepEqual(c.body.items.map((x: Item) => x.id), ids, 'the claim got every request of the lane, oldest first');
-      return { lane, items: c.body.items };
+      return { lane, items: await claimAll(d, hooks.url, n, lane, leaseSeconds) };
     }
 
     const batch = (what: 'complete' | 'release', body: unknown): Promise<Answer> => post(`${d.url}/v1/work/${what}`, body);
