@@ -7,9 +7,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { runCli, startDaemon, type Daemon } from './daemon.js';
 import { get, post, waitFor } from './http.js';
 import { startPostgres, type PgServer } from './postgres.js';
+import { tempDir } from './tmp.js';
 
 export type Engine = 'sqlite' | 'postgres';
 export const ENGINES: readonly Engine[] = ['sqlite', 'postgres'];
@@ -124,4 +126,40 @@ export async function submitAndStore(d: Daemon, callbackUrl: string, n: number, 
     await waitFor(`request ${ids[i]} in the database`, async () => (await get(`${d.url}/v1/requests/${ids[i]}`)).status === 200, 20000, 50);
   });
   return ids;
+}
+
+/** What a file of processing API tests shares; its before and after hooks are registered by workTestSetup. */
+export interface WorkTestSetup {
+  tmp: { path: string; cleanup(): void };
+  dbs: ReturnType<typeof testDatabases>;
+  /** Daemons to SIGKILL after the file's tests (push every one started). */
+  daemons: Daemon[];
+  /** The callback receiver (read it inside tests: it starts in the before hook). */
+  readonly hooks: HookReceiver;
+}
+
+/** A temp dir, fresh databases, a callback receiver, and the cleanup of all of them and of the daemons, for one test file. */
+export function workTestSetup(prefix: string): WorkTestSetup {
+  const tmp = tempDir(prefix);
+  const dbs = testDatabases(tmp.path);
+  const daemons: Daemon[] = [];
+  let hooks: HookReceiver | null = null;
+  before(async () => {
+    hooks = await startHookReceiver();
+  });
+  after(async () => {
+    await Promise.all(daemons.map((d) => d.kill('SIGKILL')));
+    await hooks?.close();
+    await dbs.close();
+    tmp.cleanup();
+  });
+  return {
+    tmp,
+    dbs,
+    daemons,
+    get hooks(): HookReceiver {
+      if (!hooks) throw new Error('the callback receiver is not started yet: use .hooks inside a test');
+      return hooks;
+    },
+  };
 }

@@ -11,27 +11,13 @@ import { randomUUID } from 'node:crypto';
 import type { Daemon } from '../helpers/daemon.js';
 import { dbReader, type DbReader } from '../helpers/db.js';
 import { get, post, sleep, waitFor, type Answer } from '../helpers/http.js';
-import { tempDir } from '../helpers/tmp.js';
-import { claimAll, ENGINES, startHookReceiver, startWorkNode, testDatabases, type ClaimedItem, type HookReceiver } from '../helpers/work.js';
+import { claimAll, ENGINES, startWorkNode, workTestSetup, type ClaimedItem } from '../helpers/work.js';
 
 const MAX_ITEMS = 1000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-const tmp = tempDir('intake-batch-');
-const dbs = testDatabases(tmp.path);
-const daemons: Daemon[] = [];
-let hooks: HookReceiver;
-
-before(async () => {
-  hooks = await startHookReceiver();
-});
-
-after(async () => {
-  await Promise.all(daemons.map((d) => d.kill('SIGKILL')));
-  await hooks?.close();
-  await dbs.close();
-  tmp.cleanup();
-});
+const setup = workTestSetup('intake-batch-');
+const { dbs, daemons } = setup;
 
 type Item = ClaimedItem;
 
@@ -94,7 +80,7 @@ for (const engine of ENGINES) {
     /** Submit `n` requests in a lane of their own and claim them all; items in claim order. */
     async function claimed(n: number, leaseSeconds = 60): Promise<{ lane: string; items: Item[] }> {
       const lane = `b${++lanes}`;
-      return { lane, items: await claimAll(d, hooks.url, n, lane, leaseSeconds) };
+      return { lane, items: await claimAll(d, setup.hooks.url, n, lane, leaseSeconds) };
     }
 
     const batch = (what: 'complete' | 'release', body: unknown): Promise<Answer> => post(`${d.url}/v1/work/${what}`, body);
@@ -157,7 +143,7 @@ for (const engine of ENGINES) {
       assert.deepEqual(outcomes(rel, 'release after completion'), order.map((it) => conflict(it.id)));
       for (const it of order) await assertCompletedWith(it.id, resultOf.get(it.id));
       // The callbacks are sent, as for the per-id form.
-      await waitFor('every callback received', () => order.every((it) => hooks.received.includes(`msg_${it.id}`)), 15000);
+      await waitFor('every callback received', () => order.every((it) => setup.hooks.received.includes(`msg_${it.id}`)), 15000);
     });
 
     test('each claimed item has its own lease token, good for that item only', async () => {

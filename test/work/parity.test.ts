@@ -13,26 +13,12 @@ import { randomUUID } from 'node:crypto';
 import type { Daemon } from '../helpers/daemon.js';
 import { dbReader, type DbReader } from '../helpers/db.js';
 import { get, post, type Answer } from '../helpers/http.js';
-import { tempDir } from '../helpers/tmp.js';
-import { claimAll, ENGINES, startHookReceiver, startWorkNode, testDatabases, type ClaimedItem, type Engine, type HookReceiver } from '../helpers/work.js';
+import { claimAll, ENGINES, startWorkNode, workTestSetup, type ClaimedItem, type Engine } from '../helpers/work.js';
 
-const tmp = tempDir('intake-parity-');
-const dbs = testDatabases(tmp.path);
-const daemons: Daemon[] = [];
-let hooks: HookReceiver;
+const setup = workTestSetup('intake-parity-');
+const { dbs, daemons } = setup;
 /** Each engine's answers, in step order: "step: status code". */
 const answers = new Map<Engine, string[]>();
-
-before(async () => {
-  hooks = await startHookReceiver();
-});
-
-after(async () => {
-  await Promise.all(daemons.map((d) => d.kill('SIGKILL')));
-  await hooks?.close();
-  await dbs.close();
-  tmp.cleanup();
-});
 
 /** An answer as the lists hold it: the status and, for an error, its code; for a batch, each item's outcome. */
 function summary(a: Answer): string {
@@ -173,7 +159,7 @@ for (const engine of ENGINES) {
     });
 
     test('every edge case gets the status and code the contract names', async () => {
-      const items = await claimAll(d, hooks.url, 9, 'parity');
+      const items = await claimAll(d, setup.hooks.url, 9, 'parity');
       const got = await run(d, db, items);
       answers.set(engine, got);
       assert.deepEqual(
