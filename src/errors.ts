@@ -41,6 +41,12 @@ export const Errors = {
   routeNotFound: define('INTAKE_ROUTE_NOT_FOUND', 404),
   requestTimeout: define('INTAKE_REQUEST_TIMEOUT', 408),
   jsonTooDeep: define('INTAKE_JSON_TOO_DEEP', 400),
+  /** A body whose bytes are not UTF-8: decoding would replace them, so they could not be kept as sent. */
+  badUtf8: define('INTAKE_BAD_UTF8', 400),
+  /** An object with one key twice: only one of its values could be kept. */
+  jsonDuplicateKey: define('INTAKE_JSON_DUPLICATE_KEY', 400),
+  /** A number a double cannot hold as written (1e400, 2^64): it would be kept as another number or null. */
+  jsonInexactNumber: define('INTAKE_JSON_INEXACT_NUMBER', 400),
   headersTooLarge: define('INTAKE_HEADERS_TOO_LARGE', 431),
   urlTooLong: define('INTAKE_URL_TOO_LONG', 414),
   leaseConflict: define('INTAKE_LEASE_CONFLICT', 409),

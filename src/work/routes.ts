@@ -37,7 +37,7 @@ function token(b: Record<string, unknown>): string {
 
 function problem(outcome: LeaseOutcome, id: string): IntakeError | null {
   if (outcome === 'not-found') return Errors.notFound(`request ${id} does not exist`);
-  if (outcome === 'conflict') return Errors.leaseConflict(`request ${id} is not claimed under this lease (it expired, was released, completed, or claimed by another worker)`);
+  if (outcome === 'conflict') return Errors.leaseConflict(`request ${id} is not claimed under this lease (it expired, was released, claimed by another worker, or completed: under another lease, or under this one with another result)`);
   return null;
 }
 

@@ -166,7 +166,7 @@ describe('which ticks are due (planTicks)', () => {
 });
 
 describe('schedules', () => {
-  test('intake schedules add, ls, rm; bad input refused with exit 1 and nothing written', { timeout: 60_000 }, async () => {
+  test('intake schedules add, ls, rm; bad input refused with exit 1 and nothing written', { timeout: 180_000 }, async () => {
     const spool = newSpool();
     const a = await runCli(['schedules', 'add', '--cron', '0 3 * * *', '--tenant', 'acme', '--callback-url', HOOK, '--payload', '{"report":"daily"}', '--lane', 'slow', '--catch-up', 'once', '--json', '--spool', spool]);
     assert.equal(a.code, 0, a.stderr);
@@ -195,6 +195,7 @@ describe('schedules', () => {
       [{ '--callback-url': 'ftp://example.com/x' }, /INTAKE_BAD_CALLBACK_URL: callback_url must be http or https/],
       [{ '--callback-url': 'not a url' }, /INTAKE_BAD_CALLBACK_URL/],
       [{ '--payload': '{not json' }, /INTAKE_BAD_SCHEDULE: --payload is not JSON/],
+      [{ '--payload': '{"a":1,"a":2}' }, /INTAKE_BAD_SCHEDULE: --payload is not JSON .*INTAKE_JSON_DUPLICATE_KEY/],
       [{ '--tenant': 'bad tenant' }, /INTAKE_BAD_SCHEDULE: tenant "bad tenant"/],
       [{ '--lane': 'no spaces' }, /INTAKE_BAD_REQUEST: lane must be/],
       [{ '--catch-up': 'later' }, /INTAKE_BAD_SCHEDULE: --catch-up must be skip or once/],

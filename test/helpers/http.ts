@@ -9,7 +9,8 @@ export async function post(url: string, body: unknown, headers: Record<string, s
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
+    // A string or bytes are sent as they are (bad JSON, bytes that are not UTF-8); anything else as JSON.
+    body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
     signal: AbortSignal.timeout(timeoutMs),
   });
   const text = await res.text();
@@ -20,6 +21,12 @@ export async function get(url: string, timeoutMs = 10000): Promise<Answer> {
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
   return { status: res.status, body: text ? safeJson(text) : null, headers: res.headers };
+}
+
+/** A GET whose body is kept as the text that came (a test that compares numbers exactly must not let JSON.parse round them first). */
+export async function getText(url: string, timeoutMs = 10000): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  return { status: res.status, text: await res.text() };
 }
 
 function safeJson(text: string): unknown {

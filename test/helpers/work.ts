@@ -7,9 +7,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { runCli, startDaemon, type Daemon } from './daemon.js';
 import { get, post, waitFor } from './http.js';
 import { startPostgres, type PgServer } from './postgres.js';
+import { tempDir } from './tmp.js';
 
 export type Engine = 'sqlite' | 'postgres';
 export const ENGINES: readonly Engine[] = ['sqlite', 'postgres'];
@@ -78,9 +80,26 @@ export const WORK_ENV = {
 /** Short seal and scan times, so submitted requests are claimable within a fraction of a second. */
 export const WORK_ARGS = ['--seal-after-ms', '100', '--scan-interval-ms', '100', '--lock-stale-ms', '2000'];
 
-/** A node in mode both on `db`. */
+/** A node in mode both on `db` (given a minute to start: a loaded CI machine can take more than the default 20 s). */
 export function startWorkNode(db: TestDb, nodeId?: string): Promise<Daemon> {
-  return startDaemon({ spool: db.spool, db: db.url, args: WORK_ARGS, env: WORK_ENV, ...(nodeId ? { nodeId } : {}) });
+  return startDaemon({ spool: db.spool, db: db.url, args: WORK_ARGS, env: WORK_ENV, startTimeoutMs: 60000, ...(nodeId ? { nodeId } : {}) });
+}
+
+/** An item of a claim's answer. */
+export interface ClaimedItem {
+  id: string;
+  lease_token: string;
+  lease_expires_at: string;
+  attempts: number;
+}
+
+/** Submit `n` requests in `lane` (a lane of their own), wait until they are stored, claim them all; items in claim order (oldest first). */
+export async function claimAll(d: Daemon, callbackUrl: string, n: number, lane: string, leaseSeconds = 60): Promise<ClaimedItem[]> {
+  const ids = await submitAndStore(d, callbackUrl, n, { lane });
+  const c = await post(`${d.url}/v1/work/claim`, { lane, limit: n, lease_seconds: leaseSeconds });
+  assert.equal(c.status, 200, JSON.stringify(c.body));
+  assert.deepEqual(c.body.items.map((x: ClaimedItem) => x.id), ids, 'the claim got every request of the lane, oldest first');
+  return c.body.items as ClaimedItem[];
 }
 
 /**
@@ -107,4 +126,40 @@ export async function submitAndStore(d: Daemon, callbackUrl: string, n: number, 
     await waitFor(`request ${ids[i]} in the database`, async () => (await get(`${d.url}/v1/requests/${ids[i]}`)).status === 200, 20000, 50);
   });
   return ids;
+}
+
+/** What a file of processing API tests shares; its before and after hooks are registered by workTestSetup. */
+export interface WorkTestSetup {
+  tmp: { path: string; cleanup(): void };
+  dbs: ReturnType<typeof testDatabases>;
+  /** Daemons to SIGKILL after the file's tests (push every one started). */
+  daemons: Daemon[];
+  /** The callback receiver (read it inside tests: it starts in the before hook). */
+  readonly hooks: HookReceiver;
+}
+
+/** A temp dir, fresh databases, a callback receiver, and the cleanup of all of them and of the daemons, for one test file. */
+export function workTestSetup(prefix: string): WorkTestSetup {
+  const tmp = tempDir(prefix);
+  const dbs = testDatabases(tmp.path);
+  const daemons: Daemon[] = [];
+  let hooks: HookReceiver | null = null;
+  before(async () => {
+    hooks = await startHookReceiver();
+  });
+  after(async () => {
+    await Promise.all(daemons.map((d) => d.kill('SIGKILL')));
+    await hooks?.close();
+    await dbs.close();
+    tmp.cleanup();
+  });
+  return {
+    tmp,
+    dbs,
+    daemons,
+    get hooks(): HookReceiver {
+      if (!hooks) throw new Error('the callback receiver is not started yet: use .hooks inside a test');
+      return hooks;
+    },
+  };
 }

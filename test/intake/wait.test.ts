@@ -2,30 +2,16 @@
 // GET /v1/requests/:id, on both engines; a wait across two nodes on PostgreSQL (LISTEN/NOTIFY);
 // a stopping node answering its waiting clients 202; tenant walls. Diagnostics (printed, not
 // asserted): the memory of 5,000 waiting clients, and the synchronous round trip against the plain 202.
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { runCli, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { get, post, sleep, waitFor, type Answer } from '../helpers/http.js';
-import { tempDir } from '../helpers/tmp.js';
-import { ENGINES, startHookReceiver, startWorkNode, testDatabases, WORK_ARGS, WORK_ENV, type HookReceiver, type TestDb } from '../helpers/work.js';
+import { ENGINES, startWorkNode, WORK_ARGS, WORK_ENV, workTestSetup, type TestDb } from '../helpers/work.js';
 
-const tmp = tempDir('intake-wait-');
-const dbs = testDatabases(tmp.path);
-const daemons: Daemon[] = [];
-let hooks: HookReceiver;
-
-before(async () => {
-  hooks = await startHookReceiver();
-});
-
-after(async () => {
-  await Promise.all(daemons.map((d) => d.kill('SIGKILL')));
-  await hooks?.close();
-  await dbs.close();
-  tmp.cleanup();
-});
+const setup = workTestSetup('intake-wait-');
+const { dbs, daemons } = setup;
 
 async function node(db: TestDb, extra: string[] = [], env: Record<string, string> = {}): Promise<Daemon> {
   const d = await startDaemon({ spool: db.spool, db: db.url, args: [...WORK_ARGS, ...extra], env: { ...WORK_ENV, ...env } });
@@ -70,7 +56,7 @@ async function withWorker<T>(url: string, fn: (w: { completed: number }) => Prom
   }
 }
 
-const request = (i: number | string) => ({ payload: { i }, callback_url: hooks.url });
+const request = (i: number | string) => ({ payload: { i }, callback_url: setup.hooks.url });
 const waitHeader = (s: number) => ({ prefer: `wait=${s}` });
 
 function rssKiB(pid: number): number | null {

@@ -145,7 +145,9 @@ for (const engine of engines) {
       assert.deepEqual(g2.body.result, { answer: 42 });
       assert.equal(g2.body.callback.webhook_id, `msg_${id}`);
 
-      assertConflict(await act(d, id!, 'complete', { lease_token: it.lease_token, result: { answer: 43 } }), 'second completion, same token');
+      const same = await act(d, id!, 'complete', { lease_token: it.lease_token, result: { answer: 42 } });
+      assert.deepEqual([same.status, same.body], [200, { id, status: 'completed' }], 'the same completion again (a lost answer) is answered 200 again');
+      assertConflict(await act(d, id!, 'complete', { lease_token: it.lease_token, result: { answer: 43 } }), 'second completion, same token, another result');
       assertConflict(await act(d, id!, 'complete', { lease_token: randomUUID(), result: { answer: 44 } }), 'completion with a made-up token');
       assertConflict(await act(d, id!, 'release', { lease_token: it.lease_token }), 'release after completion');
       assert.deepEqual((await get(`${d.url}/v1/requests/${id}`)).body.result, { answer: 42 }, 'the first result stands');

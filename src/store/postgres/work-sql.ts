@@ -35,7 +35,7 @@ export const workSql = {
   complete: `WITH input AS (
       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(id, token, result, cb_id, cb_body, tenant)),
     done AS (
-      UPDATE requests r SET status = 'completed', result = i.result::jsonb, completed_at = now(), lease_token = NULL, lease_expires_at = NULL
+      UPDATE requests r SET status = 'completed', result = i.result::jsonb, completed_at = now(), lease_expires_at = NULL
       FROM input i
       WHERE r.id = i.id AND r.tenant = i.tenant AND r.status = 'claimed' AND r.lease_token = i.token AND r.lease_expires_at >= now()
       RETURNING r.id, r.tenant, r.callback_url),
@@ -44,6 +44,14 @@ export const workSql = {
       SELECT i.cb_id, d.id, d.tenant, d.callback_url, i.cb_body, 'pending', 0, now() FROM done d JOIN input i ON i.id = d.id
       ON CONFLICT (id) DO NOTHING)
     SELECT id::text, pg_notify('${COMPLETED_CHANNEL}', id::text) FROM done`,
+  // The completing token stays on the row (with no lease expiry above). Of the items the complete
+  // did not change, those completed before under the same token with the same result (jsonb
+  // equality: keys as a set, numbers by value) are the same completion again: a worker that
+  // lost the answer retries. A statement of its own, so it sees a completion another statement
+  // committed while this one waited for the row.
+  completedWith: `SELECT r.id::text FROM requests r
+    JOIN unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS i(id, token, result, tenant) ON r.id = i.id AND r.tenant = i.tenant
+    WHERE r.status = 'completed' AND r.lease_token = i.token AND r.result = i.result::jsonb`,
   release: `UPDATE requests r SET status = 'pending', lease_token = NULL, lease_expires_at = NULL
     FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS i(id, token, tenant)
     WHERE r.id = i.id AND r.tenant = i.tenant AND r.status = 'claimed' AND r.lease_token = i.token AND r.lease_expires_at >= now()

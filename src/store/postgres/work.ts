@@ -79,6 +79,11 @@ export function postgresWork(pool: pg.Pool): WorkPart {
           valid.map((it) => it.tenant),
         ]);
         for (const row of r.rows) changed.add(row.id);
+        const again = valid.filter((it) => !changed.has(it.id));
+        if (again.length > 0) {
+          const args = [again.map((it) => it.id), again.map((it) => it.leaseToken), again.map((it) => it.result), again.map((it) => it.tenant)];
+          for (const row of (await pool.query<{ id: string }>(sql.completedWith, args)).rows) changed.add(row.id);
+        }
       }
       return outcomesOf(items, changed);
     },

@@ -12,7 +12,9 @@ export const workSql = {
   claim: `UPDATE requests SET status = 'claimed', lease_token = @token, lease_expires_at = @expires, attempts = attempts + 1
     WHERE id = @id
     RETURNING id, tenant, lease_token, lease_expires_at, attempts, lane, received_at, callback_url, payload, metadata`,
-  complete: `UPDATE requests SET status = 'completed', result = @result, completed_at = @now, lease_token = NULL, lease_expires_at = NULL
+  // The completing token stays on the row (with no lease expiry): a worker that lost the answer
+  // and completes again with the same token and result is answered 200 again (completedWith).
+  complete: `UPDATE requests SET status = 'completed', result = @result, completed_at = @now, lease_expires_at = NULL
     WHERE id = @id AND tenant = @tenant AND status = 'claimed' AND lease_token = @token AND lease_expires_at >= @now
     RETURNING tenant, callback_url`,
   insertCallback: `INSERT INTO callbacks (id, request_id, tenant, url, body, status, attempts, next_attempt_at, created_at, updated_at)
@@ -22,6 +24,7 @@ export const workSql = {
   extend: `UPDATE requests SET lease_expires_at = @expires
     WHERE id = @id AND tenant = @tenant AND status = 'claimed' AND lease_token = @token AND lease_expires_at >= @now`,
   exists: `SELECT 1 FROM requests WHERE id = @id AND tenant = @tenant`,
+  completedWith: `SELECT result FROM requests WHERE id = @id AND tenant = @tenant AND status = 'completed' AND lease_token = @token`,
   // Two claims, each one index range of callbacks_due (status, next_attempt_at): first the
   // sends whose lease ran out (a dispatcher died), then due pending rows, oldest first. One
   // statement with OR scanned and sorted the whole table on every claim (half the

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { CallbackOutcome, CallbackState, CallbackToSend, ClaimedWork, LeaseOutcome } from '../store.js';
+import { sameJsonText } from '../same-json.js';
 import type { SyncStore } from './sync.js';
 import { workSql as sql } from './work-sql.js';
 
@@ -75,7 +76,12 @@ export function sqliteWork(db: Database.Database): WorkPart {
         const row = st('complete').get({ id: it.id, tenant: it.tenant, token: it.leaseToken, result: it.result, now }) as
           | { tenant: string; callback_url: string }
           | undefined;
-        if (!row) return outcomeOf(0, it.id, it.tenant);
+        if (!row) {
+          // Completed before under this token: the same result is the same completion (the
+          // worker retries after a lost answer), another result is a conflict.
+          const done = st('completedWith').get({ id: it.id, tenant: it.tenant, token: it.leaseToken }) as { result: string } | undefined;
+          return done && sameJsonText(done.result, it.result) ? 'ok' : outcomeOf(0, it.id, it.tenant);
+        }
         st('insertCallback').run({ id: it.callback.id, requestId: it.id, tenant: row.tenant, url: row.callback_url, body: it.callback.body, now });
         return 'ok';
       });
