@@ -28,6 +28,8 @@ export interface DispatcherOptions {
   leaseMs: number;
   idleMs: number;
   log: Logger;
+  /** Told what became of each callback this dispatcher attempted (the node's metrics). */
+  onOutcome?: (status: CallbackOutcome['status']) => void;
 }
 
 export class CallbackDispatcher {
@@ -107,9 +109,11 @@ export class CallbackDispatcher {
         const base = { id: cb.id, attempts, lastStatus: res.status, lastError: res.error, at: now };
         if (res.ok) {
           outcomes.push({ ...base, status: 'delivered' });
+          this.o.onOutcome?.('delivered');
           continue;
         }
         if (res.gone) {
+          this.o.onOutcome?.('gone');
           // Recorded at once, not with the batch: a dispatcher killed before the batch's record
           // would let the lease run out and the 410 endpoint get the callback again.
           await store.recordCallbackOutcomes([{ ...base, status: 'gone' }]).catch((err: unknown) => {
@@ -123,9 +127,11 @@ export class CallbackDispatcher {
           if (exhausted(policy, attempts, now, now)) {
             await bury(root, entry, node);
             outcomes.push({ ...base, status: 'dead' });
+            this.o.onOutcome?.('dead');
           } else {
             await park(root, entry, now + nextDelayMs(policy, attempts, res.retryAfterMs), node);
             outcomes.push({ ...base, status: 'parked' });
+            this.o.onOutcome?.('parked');
           }
         } catch (err) {
           // Not parked: the row stays claimed and is sent again when its lease runs out.
