@@ -5,11 +5,11 @@
 // removed) makes verify exit 1 naming it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Books } from '../../src/drain/books.js';
-import { nodeDir } from '../../src/spool/layout.js';
+import { archiveDir, nodeDir } from '../../src/spool/layout.js';
 import { runCli, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { get, post, waitFor } from '../helpers/http.js';
 import { startReceiver } from '../helpers/receiver.js';
@@ -53,7 +53,8 @@ test('intake verify balances the books after traffic, the node exports every met
   const db = `sqlite:${dbPath}`;
   // Callbacks to /ok are delivered, callbacks to /fail are parked (503).
   const hooks = await startReceiver((req, res) => res.writeHead(req.path.startsWith('/ok') ? 204 : 503).end());
-  let d: Daemon | null = await startDaemon({ spool, db, nodeId: 'verify-a', args: WORK_ARGS, env: { ...WORK_ENV, INTAKE_CALLBACK_BASE_MS: '60000' } });
+  // --archive: drained segments are kept, so one can be put back as if its delete had not happened.
+  let d: Daemon | null = await startDaemon({ spool, db, nodeId: 'verify-a', args: [...WORK_ARGS, '--archive'], env: { ...WORK_ENV, INTAKE_CALLBACK_BASE_MS: '60000' } });
   try {
     // 10 plain requests (3 of them with a failing callback), and one keyed request sent 3 times.
     const ids: string[] = [];
@@ -121,6 +122,15 @@ test('intake verify balances the books after traffic, the node exports every met
     assert.equal(ok.books.callbacks.delivered, 8);
     assert.equal(ok.books.callbacks.parked, 3);
     assert.equal(ok.books.callbacks.spool.retry, 3);
+
+    // A drain killed after noting its segment in drained_segments and before deleting the file
+    // leaves both: the segment counts once, from the database.
+    const archived = readdirSync(archiveDir(spool, 'verify-a')).find((f) => f.endsWith('.seg'))!;
+    copyFileSync(join(archiveDir(spool, 'verify-a'), archived), join(nodeDir(spool, 'verify-a'), archived));
+    const both = await verify(spool, db);
+    assert.equal(both.code, 0, both.text);
+    assert.deepEqual(both.books.total, ok.books.total, 'a segment both drained and present counts once');
+    rmSync(join(nodeDir(spool, 'verify-a'), archived));
 
     // A receive-mode node spools 4 requests that no one drains: in the spool, still balanced.
     d = await startDaemon({ spool, db, nodeId: 'verify-b', mode: 'receive', args: WORK_ARGS, env: WORK_ENV });
