@@ -79,6 +79,30 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
+    callbackFailures: new Counter({
+      name: 'intake_callback_failures_total',
+      help: 'Failed callback attempts by class: http_4xx, http_5xx, http_other, timeout, connection, blocked, bad_url',
+      labelNames: ['class'] as const,
+      registers: [registry],
+    }),
+    callbackSendSeconds: new Histogram({
+      name: 'intake_callback_send_seconds',
+      help: 'Time of one callback attempt (connect, send, answer), whatever its outcome',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    workRequests: new Gauge({
+      name: 'intake_work_requests',
+      help: 'Requests in the database not finished yet, by status (pending, scheduled, claimed); refreshed every few seconds by save-mode nodes',
+      labelNames: ['status'] as const,
+      registers: [registry],
+    }),
+    outboxCallbacks: new Gauge({
+      name: 'intake_outbox_callbacks',
+      help: 'Callbacks in the database not delivered yet, by status (pending, sending, parked, dead); refreshed every few seconds by save-mode nodes',
+      labelNames: ['status'] as const,
+      registers: [registry],
+    }),
     connectionsDropped: new Counter({
       name: 'intake_http_connections_dropped_total',
       help: 'Connections closed at once because the node had --max-connections open',

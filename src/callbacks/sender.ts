@@ -33,6 +33,23 @@ export interface SenderOptions {
   maxSockets?: number;
   /** Response body bytes read (and dropped) at most before the connection is closed instead (default 64 KiB). */
   maxBodyBytes?: number;
+  /** Told of every attempt and how long it took (the node's metrics). */
+  onAttempt?: (r: SendResult, seconds: number) => void;
+}
+
+/**
+ * Why an attempt failed, as a metric label: `http_4xx`, `http_5xx`, `http_other` (a redirect,
+ * not followed), `timeout`, `blocked` (the SSRF guard), `bad_url`, `connection` (refused,
+ * reset, DNS). Null for a delivery.
+ */
+export function failureClass(r: SendResult): string | null {
+  if (r.ok) return null;
+  if (r.status !== null) return r.status >= 400 && r.status < 500 ? 'http_4xx' : r.status >= 500 ? 'http_5xx' : 'http_other';
+  const e = r.error ?? '';
+  if (e.startsWith('callback refused')) return 'blocked';
+  if (e.startsWith('bad URL')) return 'bad_url';
+  if (/timed out|TIMEOUT/.test(e)) return 'timeout';
+  return 'connection';
 }
 
 const MAX_BODY = 64 * 1024;
@@ -65,7 +82,14 @@ export class CallbackSender {
     });
   }
 
-  send(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {
+  async send(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {
+    const t0 = performance.now();
+    const r = await this.attempt(url, headers, body);
+    this.o.onAttempt?.(r, (performance.now() - t0) / 1000);
+    return r;
+  }
+
+  private attempt(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {
     let u: URL;
     try {
       u = new URL(url);

@@ -10,6 +10,7 @@ import { registerMigrate } from './migrate.js';
 import { registerMode } from './mode.js';
 import { registerNode } from './node.js';
 import { registerStatus } from './status.js';
+import { registerVerify } from './verify.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('intake')
@@ -29,5 +30,6 @@ export async function main(argv: string[]): Promise<void> {
   registerMode(program);
   registerNode(program);
   registerStatus(program);
+  registerVerify(program);
   await program.parseAsync(argv);
 }

@@ -20,7 +20,7 @@ import type { HeaderProblem } from '../spool/format.js';
 import { fsyncDir, mkdirDurable, readRange } from '../spool/fsutil.js';
 import { archiveDir, listAllSegments, nodeDir, nodesDir, SEALED_EXT, type SegmentFile } from '../spool/layout.js';
 import { StaleLocks } from '../spool/stale-locks.js';
-import { quarantineBytes, quarantineFile } from '../spool/quarantine.js';
+import { quarantineBytes, quarantineFile, type RecordKindName } from '../spool/quarantine.js';
 import { describeDbError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { SegmentDecoder } from './decoder.js';
@@ -231,14 +231,20 @@ export class Drainer {
       // that comes first (its request in a later-drained segment) waits as a tombstone that the
       // request's insert honours (store.ts, applyCancels).
       const cancels = await insertIsolating(dec.cancels, (cs) => store.applyCancels(cs));
-      for (const r of [...requests.refused, ...outcomes.refused, ...cancels.refused]) await this.quarantineRefused(f, r);
+      for (const r of requests.refused) await this.quarantineRefused(f, r, 'request');
+      for (const r of outcomes.refused) await this.quarantineRefused(f, r, 'callbackOutcome');
+      for (const r of cancels.refused) await this.quarantineRefused(f, r, 'cancel');
       const { inserted } = requests;
       const duplicates = dec.requests.length - requests.refused.length - inserted;
       metrics.drainRecords.inc({ result: 'inserted' }, inserted);
       metrics.drainRecords.inc({ result: 'duplicate' }, duplicates);
-      if (duplicates > 0) {
-        for (const c of await findIdempotencyConflicts(store, dec.requests)) await this.quarantineConflict(f, c);
-      }
+      const conflicts = duplicates > 0 ? await findIdempotencyConflicts(store, dec.requests) : [];
+      for (const c of conflicts) await this.quarantineConflict(f, c);
+      // The books (intake verify): noted once the rows are committed and the refused records are
+      // in quarantine, before the file goes. A crash before this leaves the file to be drained
+      // again (counted in the spool till then); a crash after it leaves file and row, and verify
+      // counts the segment once, from the row. Insert-if-absent: a re-drain changes nothing.
+      await store.recordDrainedSegment({ node: f.node, segment: f.segment, requests: dec.requests.length, refused: requests.refused.length, conflicts: conflicts.length, drainedBy: this.o.node });
 
       if (this.o.archive) {
         const dest = archiveDir(root, f.node);
@@ -277,9 +283,9 @@ export class Drainer {
   }
 
   /** A record the database refused on its own: its bytes go to quarantine, the rest of the segment is stored. */
-  private async quarantineRefused(f: SegmentFile, r: Refused<{ id: string }>): Promise<void> {
+  private async quarantineRefused(f: SegmentFile, r: Refused<{ id: string }>, kind: RecordKindName): Promise<void> {
     const { code, message } = describeDbError(r.err);
-    await this.quarantine(f, r.item, { reason: 'db-refused', detail: message, dbCode: code });
+    await this.quarantine(f, r.item, { reason: 'db-refused', detail: message, dbCode: code, kind });
     this.o.log.error(
       { code: Errors.recordRefused.code, segment: f.segment, segmentNode: f.node, offset: r.item.offset, length: r.item.length, id: r.item.value.id, dbCode: code, err: message },
       'quarantined a record the database refused',
@@ -289,7 +295,7 @@ export class Drainer {
   /** A keyed request whose id is stored with another body: the first stands, this one is kept in quarantine. */
   private async quarantineConflict(f: SegmentFile, c: Located<RequestRecord>): Promise<void> {
     const { id, idempotencyKey, tenant } = c.value;
-    await this.quarantine(f, c, { reason: 'idempotency-conflict', detail: `request ${id} (tenant ${tenant}, Idempotency-Key ${JSON.stringify(idempotencyKey)}) is stored with another body; the first one stands` });
+    await this.quarantine(f, c, { reason: 'idempotency-conflict', kind: 'request', detail: `request ${id} (tenant ${tenant}, Idempotency-Key ${JSON.stringify(idempotencyKey)}) is stored with another body; the first one stands` });
     this.o.log.warn(
       { code: Errors.idempotencyConflict.code, segment: f.segment, segmentNode: f.node, offset: c.offset, id, tenant },
       'an Idempotency-Key was reused with another body; the stored request stands, this one is in quarantine',
@@ -297,7 +303,7 @@ export class Drainer {
   }
 
   /** Copy a byte range of the segment to quarantine/, read back from the file (the decode worker returns offsets, not bytes). */
-  private async quarantine(f: SegmentFile, at: Omit<Located<unknown>, 'value'>, info: { reason: string; detail?: string; dbCode?: string }): Promise<void> {
+  private async quarantine(f: SegmentFile, at: Omit<Located<unknown>, 'value'>, info: { reason: string; detail?: string; dbCode?: string; kind?: RecordKindName }): Promise<void> {
     const bytes = await readRange(f.path, at.offset, at.length);
     await quarantineBytes(this.o.root, f.path, bytes, { offset: at.offset, by: this.o.node, ...info });
     this.o.metrics.quarantined.inc({ reason: info.reason });

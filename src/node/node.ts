@@ -28,7 +28,7 @@ import { acquireNodeLock, type NodeLock } from '../spool/node-lock.js';
 import { CallbackRetrier } from '../callbacks/retrier.js';
 import type { RetryPolicy } from '../callbacks/policy.js';
 import { loadSecrets, type SecretSource } from '../callbacks/secrets.js';
-import { CallbackSender } from '../callbacks/sender.js';
+import { CallbackSender, failureClass } from '../callbacks/sender.js';
 import { SsrfGuard } from '../callbacks/ssrf.js';
 import { ClusterControl } from './control.js';
 import { buildServer } from './http.js';
@@ -75,7 +75,16 @@ export class IntakeNode {
     this.log = opts.log ?? pino({ level: config.logLevel, base: { node: config.nodeId } });
     this.metrics = createMetrics({ defaults: true });
     this.guard = new SsrfGuard(config.callbackAllowCidrs.split(',').map((x) => x.trim()).filter(Boolean));
-    this.sender = new CallbackSender({ guard: this.guard, connectTimeoutMs: config.callbackConnectTimeoutMs, timeoutMs: config.callbackTimeoutMs });
+    this.sender = new CallbackSender({
+      guard: this.guard,
+      connectTimeoutMs: config.callbackConnectTimeoutMs,
+      timeoutMs: config.callbackTimeoutMs,
+      onAttempt: (r, seconds) => {
+        this.metrics.callbackSendSeconds.observe(seconds);
+        const why = failureClass(r);
+        if (why) this.metrics.callbackFailures.inc({ class: why });
+      },
+    });
     this.policy = { baseMs: config.callbackBaseMs, capMs: config.callbackCapMs, maxAttempts: config.callbackMaxAttempts, maxAgeMs: config.callbackMaxAgeMs };
     // Secrets are loaded in start(); the roles read them through this indirection.
     const secrets: SecretSource = { secretsFor: (t) => this.requireSecrets().secretsFor(t) };

@@ -11,6 +11,7 @@ import { Errors } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { SpoolWriter } from '../spool/writer.js';
 import { CallbackDispatcher } from '../callbacks/dispatcher.js';
+import { BacklogGauges } from './backlog-gauges.js';
 import type { RetryPolicy } from '../callbacks/policy.js';
 import type { SecretSource } from '../callbacks/secrets.js';
 import type { CallbackSender } from '../callbacks/sender.js';
@@ -35,6 +36,7 @@ export class Roles {
   store: Store | null = null;
   work: WorkApi | null = null;
   private due: DueRequests | null = null;
+  private gauges: BacklogGauges | null = null;
   mode: Mode | null = null;
   private readonly c: Config;
   private readonly log: Logger;
@@ -119,6 +121,9 @@ export class Roles {
     const due = new DueRequests(store, this.log.child({ part: 'due' }));
     due.start();
     this.due = due;
+    const gauges = new BacklogGauges({ store, metrics: this.metrics, log: this.log.child({ part: 'metrics' }) });
+    gauges.start();
+    this.gauges = gauges;
     const feed = this.waiters ? new CompletionFeed({ waiters: this.waiters, store, dbUrl: this.c.db, log: this.log.child({ part: 'wait' }) }) : null;
     this.feed = feed;
     this.store = store;
@@ -128,13 +133,15 @@ export class Roles {
   }
 
   private async stopSave(): Promise<void> {
-    const { drainer, dispatcher, store, due, feed } = this;
+    const { drainer, dispatcher, store, due, feed, gauges } = this;
+    this.gauges = null;
     this.due = null;
     this.feed = null;
     this.drainer = null;
     this.dispatcher = null;
     this.store = null;
     this.work = null;
+    await gauges?.close();
     await feed?.close();
     await dispatcher?.close();
     await due?.close();

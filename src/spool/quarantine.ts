@@ -5,6 +5,9 @@ import { basename, join } from 'node:path';
 import { quarantineDir } from './layout.js';
 import { fsyncDir, mkdirDurable, writeFileSynced } from './fsutil.js';
 
+/** The kind of a whole record in quarantine, when known (docs/spool-format.md, "Record kinds"). */
+export type RecordKindName = 'request' | 'cancel' | 'callbackOutcome';
+
 export interface QuarantineReport {
   /** The file the bytes came from, relative to the spool root when possible. */
   source: string;
@@ -14,6 +17,11 @@ export interface QuarantineReport {
   detail?: string;
   /** The database's error code, when the database refused the record (reason db-refused). */
   dbCode?: string;
+  /**
+   * The record's kind when the whole record is known (db-refused, idempotency-conflict):
+   * `intake verify` counts quarantined requests by it. Absent for damage, whose content is unknown.
+   */
+  kind?: RecordKindName;
   quarantinedAt: string;
   quarantinedBy: string;
 }
@@ -26,7 +34,7 @@ export async function quarantineBytes(
   root: string,
   source: string,
   bytes: Buffer,
-  info: { offset: number; reason: string; detail?: string; dbCode?: string; by: string },
+  info: { offset: number; reason: string; detail?: string; dbCode?: string; kind?: RecordKindName; by: string },
 ): Promise<string> {
   const dir = quarantineDir(root);
   await mkdirDurable(dir);
@@ -39,6 +47,7 @@ export async function quarantineBytes(
     reason: info.reason,
     ...(info.detail ? { detail: info.detail } : {}),
     ...(info.dbCode ? { dbCode: info.dbCode } : {}),
+    ...(info.kind ? { kind: info.kind } : {}),
     quarantinedAt: new Date().toISOString(),
     quarantinedBy: info.by,
   };

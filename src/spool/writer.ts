@@ -20,6 +20,7 @@ import { fsyncDir, isNoSpace, writeFully } from './fsutil.js';
 import { listSegments, nodeDir, openPath, sealedPath } from './layout.js';
 import { sealLeftover } from './recover.js';
 import { StaleLocks } from './stale-locks.js';
+import { SegmentLog } from './segment-log.js';
 
 export interface SpoolWriterOptions {
   root: string;
@@ -57,6 +58,8 @@ interface OpenSegment {
   dirSynced: boolean;
   /** performance.now() of the first record, 0 while empty. */
   firstRecordAt: number;
+  /** Listed in the node's segments.log (segment-log.ts): done with its first batch of records. */
+  logged: boolean;
 }
 
 /** A file this writer gave up on and must still seal (or remove) once the disk allows. */
@@ -90,10 +93,12 @@ export class SpoolWriter {
   private lastErrorCode: string | null = null;
   /** Set once this node's files were taken over by another node: what every append gets from then on. */
   private lostErr: IntakeError | null = null;
+  private readonly segmentLog: SegmentLog;
 
   constructor(opts: SpoolWriterOptions) {
     this.o = { maxQueuedBytes: 256 * 1024 * 1024, ...opts };
     this.locks = new StaleLocks(opts.lockStaleMs, opts.log);
+    this.segmentLog = new SegmentLog(opts.root, opts.node);
   }
 
   /** False after a failed write or sync, until a new segment could be made durable again. */
@@ -145,6 +150,7 @@ export class SpoolWriter {
       if (wasRunning && this.seg) await this.sealCurrent();
       if (!this.lostErr) await this.retryOrphans();
       await this.leftoverRetry;
+      await this.segmentLog.close();
       this.state = 'closed';
     })();
     return this.closing;
@@ -160,6 +166,7 @@ export class SpoolWriter {
     const seg = this.seg;
     this.seg = null;
     await seg?.fh.close().catch(() => undefined);
+    await this.segmentLog.close();
   }
 
   /**
@@ -266,7 +273,7 @@ export class SpoolWriter {
     try {
       const st = await fh.stat();
       const header = encodeHeader({ node: this.o.node, segment: id, createdAt: Date.now() });
-      return { id, path, fh, ino: st.ino, size: 0, synced: 0, records: 0, header, dirSynced: false, firstRecordAt: 0 };
+      return { id, path, fh, ino: st.ino, size: 0, synced: 0, records: 0, header, dirSynced: false, firstRecordAt: 0, logged: false };
     } catch (err) {
       await fh.close().catch(() => undefined);
       await fsp.unlink(path).catch(() => undefined);
@@ -291,6 +298,12 @@ export class SpoolWriter {
     // after the sync: then the rename, and the drainer's read, come after these bytes.
     const st = await fsp.stat(seg.path).catch(() => null);
     if (!st || st.ino !== seg.ino) throw new TakenOverError('open segment was taken over by another node');
+    // The books (intake verify): a segment holding acknowledged records is listed before the
+    // first of them is acknowledged. A failure here fails the batch like a failed sync.
+    if (!seg.logged && bufs.length > 0) {
+      await this.segmentLog.add(seg.id);
+      seg.logged = true;
+    }
     seg.header = null;
     seg.synced = seg.size;
     return seg;

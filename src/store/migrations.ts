@@ -34,6 +34,7 @@ export function loadMigrations(engine: 'sqlite' | 'postgres'): Migration[] {
  * newest migration raises it, and then save mode waits for `intake migrate` (the rolling-upgrade
  * runbook migrates before nodes go back to save mode, so this costs no downtime).
  * v5 (the cancels table: a cancel of a request not in the database yet waits there, and the
- * drain's insert must honour it) is needed by this build.
+ * drain's insert must honour it) is needed by this build, and so is v6 (the books: every insert
+ * counts its rows in requests_inserted, every drain notes its segment in drained_segments).
  */
-export const MIN_SCHEMA = 5;
+export const MIN_SCHEMA = 6;

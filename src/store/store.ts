@@ -80,6 +80,42 @@ export interface CallbackState {
   updatedAt: number;
 }
 
+/**
+ * A spool segment the drainer has finished with (schema v6): its row in drained_segments is
+ * written after the segment's rows are committed and before the file is deleted.
+ */
+export interface DrainedSegment {
+  node: string;
+  segment: string;
+  /** Intact request records in the segment. */
+  requests: number;
+  /** Of those, records the database refused (quarantined db-refused). */
+  refused: number;
+  /** Of those, records whose id is stored with another body (quarantined idempotency-conflict). */
+  conflicts: number;
+  drainedBy: string;
+}
+
+/** What the database holds for `intake verify` (docs/operations.md, "intake verify"). */
+export interface StoreBooks {
+  /** COUNT(*) of requests. */
+  rows: number;
+  /** Rows ever inserted (counted in each insert's own transaction; a baseline at migration 6). */
+  rowsInserted: number;
+  /** Every drained segment. */
+  segments: DrainedSegment[];
+  /** Requests whose status is completed. */
+  completed: number;
+  /** Callbacks (one per completion) by status. */
+  callbacks: Record<CallbackStatus, number>;
+}
+
+/** The backlog, for gauges: counts of the unfinished states only, which indexes keep cheap. */
+export interface StoreBacklog {
+  requests: { pending: number; scheduled: number; claimed: number };
+  callbacks: { pending: number; sending: number; parked: number; dead: number };
+}
+
 /** What became of a callback: the same record a receive-mode node writes to the spool. */
 export type CallbackOutcome = CallbackOutcomeRecord;
 
@@ -127,6 +163,14 @@ export interface Store {
   applyCancels(cancels: CancelRecord[]): Promise<number>;
   /** Make up to `limit` scheduled requests whose not_before has come pending. Returns how many. */
   releaseDueRequests(limit: number): Promise<number>;
+
+  // The books (schema v6).
+  /** Note a drained segment; insert-if-absent on (node, segment), so a re-drain changes nothing. */
+  recordDrainedSegment(s: DrainedSegment): Promise<void>;
+  /** Everything `intake verify` needs from the database (full counts: a CLI's query, not a scrape's). */
+  books(): Promise<StoreBooks>;
+  /** The unfinished states only (index range scans), for the gauges a node refreshes every few seconds. */
+  backlog(): Promise<StoreBacklog>;
 
   close(): Promise<void>;
 }

@@ -9,10 +9,11 @@
 //   unexpected  = rows whose key the client never sent (or that carry no key at all)
 //   mismatched  = keys whose row id differs from the id the 202 answered (when ids are given)
 import assert from 'node:assert/strict';
+import type { Books } from '../../src/drain/books.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { startDaemon, type Daemon } from '../helpers/daemon.js';
+import { runCli, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { post, sleep } from '../helpers/http.js';
 
 /** What the checker needs of a stored row (column names as in the `requests` table). */
@@ -386,5 +387,26 @@ export async function runCrashTest(t: { diagnostic(msg: string): void }, target:
   assert.equal(r.report.stored, r.report.sent, 'one row per key sent');
   assert.ok(r.report.acked >= CRASH_MIN_ACKED, `only ${r.report.acked} requests acknowledged: too few for the test to mean much`);
   assert.equal(r.finalExitCode, 0, 'the final node stopped cleanly');
+  const books = await assertBooksBalance(t, spool, target.url);
+  // Every acknowledged key has at least one record (more when a retry was written again), and
+  // the database's distinct ids are exactly the keys stored.
+  assert.ok(books.total.accepted >= r.report.acked, `verify counts ${books.total.accepted} accepted records, the client had ${r.report.acked} acknowledged`);
+  assert.equal(books.database.rows, r.report.stored, 'verify sees the rows the checker read');
   return r;
+}
+
+/** `intake verify --json` on a stopped cluster: exit 0, every record stored, nothing in the spool. Prints its figures. */
+export async function assertBooksBalance(t: { diagnostic(msg: string): void }, spool: string, db: string): Promise<Books> {
+  const v = await runCli(['verify', '--spool', spool, '--db', db, '--json']);
+  const books = JSON.parse(v.stdout) as Books & { balanced: boolean };
+  const figures =
+    `verify (${db.split(':')[0]}): exit=${v.code} accepted=${books.total.accepted} stored=${books.total.stored} in-spool=${books.total.inSpool} ` +
+    `quarantined=${books.total.quarantined} segments=${books.total.segments.drained} missing=${books.total.segments.missing} rows=${books.database.rows} ` +
+    `inserted=${books.database.rowsInserted} differences=${books.differences.length}`;
+  t.diagnostic(figures);
+  console.log(figures);
+  assert.equal(v.code, 0, `intake verify: ${v.stdout}${v.stderr}`);
+  assert.deepEqual(books.differences, []);
+  assert.equal(books.total.accepted, books.total.stored + books.total.inSpool + books.total.quarantined);
+  return books;
 }

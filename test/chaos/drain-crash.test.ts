@@ -16,7 +16,7 @@ import { parseRequestRecord } from '../../src/spool/records.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { post, sleep, waitFor } from '../helpers/http.js';
 import { tempDir } from '../helpers/tmp.js';
-import { assertNoLossNoDuplicate, checkDelivery, formatReport, readSqliteRows, segmentFiles } from './checker.js';
+import { assertBooksBalance, assertNoLossNoDuplicate, checkDelivery, formatReport, readSqliteRows, segmentFiles } from './checker.js';
 
 const fixture = fileURLToPath(new URL('../fixtures/drain-once.js', import.meta.url));
 const LOCK_STALE_MS = 2000;
@@ -142,16 +142,18 @@ async function drainRest(p: Prepared): Promise<Array<Record<string, unknown>>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-function assertFinal(p: Prepared, t: { diagnostic(m: string): void }, label: string): void {
+async function assertFinal(p: Prepared, t: { diagnostic(m: string): void }, label: string): Promise<void> {
   const rows = readSqliteRows(p.dbPath);
   const report = checkDelivery({ acked: p.acked, sent: p.acked.keys(), rows });
   t.diagnostic(`drain crash ${label}: segments=${p.sealed.length} ${formatReport(report)}`);
   assertNoLossNoDuplicate(report);
   assert.equal(report.stored, p.acked.size, 'one row per acknowledged request');
   assert.deepEqual(segmentFiles(p.spool), [], 'no segment file left');
-  // Nothing but owner.json left in the node's directory: no claim lock, no stray file.
-  assert.deepEqual(readdirSync(join(p.spool, 'nodes', RECEIVER)), ['owner.json']);
+  // Nothing but owner.json and the segment log left in the node's directory: no claim lock, no stray file.
+  assert.deepEqual(readdirSync(join(p.spool, 'nodes', RECEIVER)).sort(), ['owner.json', 'segments.log']);
   assert.equal(existsSync(join(p.spool, 'quarantine')), false, 'nothing was quarantined');
+  const books = await assertBooksBalance(t, p.spool, p.db);
+  assert.ok(books.total.stored >= p.acked.size, `verify (${label}): every acknowledged record stored (${books.total.stored})`);
 }
 
 describe('drainer killed at fixed points of a drain', () => {
@@ -159,7 +161,7 @@ describe('drainer killed at fixed points of a drain', () => {
   before(() => assert.ok(existsSync(fixture), `fixture not compiled: ${fixture}`));
   after(() => prepared.forEach((p) => p.cleanup()));
 
-  test('killed before the database commit: nothing stored, the stale claim is taken over, all drained once', { timeout: 90_000 }, async (t) => {
+  test('killed before the database commit: nothing stored, the stale claim is taken over, all drained once', { timeout: 150_000 }, async (t) => {
     const p = await prepare('before');
     prepared.push(p);
     const first = p.sealed[0]!;
@@ -182,10 +184,10 @@ describe('drainer killed at fixed points of a drain', () => {
     assert.deepEqual(storedIds(p.dbPath), firstIds);
 
     await drainRest(p);
-    assertFinal(p, t, 'before commit');
+    await assertFinal(p, t, 'before commit');
   });
 
-  test('killed after the commit, before the delete: the re-drain inserts nothing new, no duplicate', { timeout: 90_000 }, async (t) => {
+  test('killed after the commit, before the delete: the re-drain inserts nothing new, no duplicate', { timeout: 150_000 }, async (t) => {
     const p = await prepare('after');
     prepared.push(p);
     const first = p.sealed[0]!;
@@ -198,6 +200,11 @@ describe('drainer killed at fixed points of a drain', () => {
     assert.equal(existsSync(`${first.path}.lock`), true, 'the dead drainer left its claim');
 
     await assertClaimRespected(p, first);
+    // Committed, not yet in drained_segments: the books count the whole segment in the spool
+    // (its rows are in the database and counted as inserted), and they balance.
+    const between = await assertBooksBalance(t, p.spool, p.db);
+    assert.ok(between.total.inSpool >= p.acked.size, `every acknowledged record still counted in the spool (${between.total.inSpool})`);
+    assert.equal(between.database.rows, firstIds.size, 'the first segment is in the database');
 
     // A save-mode node drains the rest at once and takes the first segment over once its claim is stale.
     const lines = await drainRest(p);
@@ -206,6 +213,6 @@ describe('drainer killed at fixed points of a drain', () => {
     assert.equal(drained[0]!.records, firstIds.size);
     assert.equal(drained[0]!.inserted, 0, 'every record of the re-drained segment was already in the database');
     assert.equal(existsSync(`${first.path}.lock`), false, 'the stale claim was taken over and released');
-    assertFinal(p, t, 'after commit');
+    await assertFinal(p, t, 'after commit');
   });
 });

@@ -125,6 +125,25 @@ for (const engine of engines) {
       assert.equal(p?.notBefore, null);
     });
 
+    test('the books: every insert counts its new rows, a drained segment is noted once, the backlog counts unfinished states', async () => {
+      const before = await store.books();
+      assert.equal(before.rows, before.rowsInserted, 'rows and the insert count agree');
+      const batch = [record(), record(), record()];
+      assert.equal(await store.insertRequests(batch), 3);
+      assert.equal(await store.insertRequests([...batch, record()]), 1, 'repeats are not counted');
+      const seg = { node: 'node-a', segment: uuidv7(), requests: 7, refused: 1, conflicts: 2, drainedBy: 'node-b' };
+      await store.recordDrainedSegment(seg);
+      await store.recordDrainedSegment({ ...seg, requests: 99 }); // a re-drain changes nothing
+      const after = await store.books();
+      assert.equal(after.rows, before.rows + 4);
+      assert.equal(after.rowsInserted, before.rowsInserted + 4);
+      assert.deepEqual(after.segments.filter((x) => x.segment === seg.segment), [seg]);
+      assert.equal(after.completed, 0);
+      const backlog = await store.backlog();
+      assert.ok(backlog.requests.pending >= 4);
+      assert.deepEqual(backlog.callbacks, { pending: 0, sending: 0, parked: 0, dead: 0 });
+    });
+
     test('an unknown id reads as null', async () => {
       assert.equal(await store.getRequest(uuidv7()), null);
     });

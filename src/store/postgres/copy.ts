@@ -9,6 +9,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import type { RequestRecord } from '../../spool/records.js';
 import { sql } from './sql.js';
 import { cancelSql } from './cancels.js';
+import { booksSql } from './books.js';
 
 /** Connections whose session already has the staging table (a failed transaction's client is discarded, never reused). */
 const staged = new WeakSet<pg.PoolClient>();
@@ -48,5 +49,7 @@ export async function insertByCopy(client: pg.PoolClient, records: RequestRecord
   await pipeline(Readable.from(copyText(records)), client.query(copyFrom(sql.copyStaging)));
   const n = (await client.query(sql.insertFromStaging)).rowCount ?? 0;
   await client.query(cancelSql.honourTombstones);
+  // The books: the new rows counted in their own transaction (006_books.sql).
+  if (n > 0) await client.query(booksSql.countInserted, [n]);
   return n;
 }

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { Errors } from '../../errors.js';
 import type { RequestRecord } from '../../spool/records.js';
 import { loadMigrations, MIN_SCHEMA } from '../migrations.js';
+import { postgresBooks } from './books.js';
 import type { SchemaState, Store, StoredRequest } from '../store.js';
 import { MIGRATION_LOCK_KEY, sql } from './sql.js';
 import { insertByCopy } from './copy.js';
@@ -103,6 +104,7 @@ export function openPostgresStore(url: string, opts: { poolSize?: number; onErro
     engine: 'postgres',
     ...postgresWork(pool),
     ...postgresCancels(pool, inTransaction),
+    ...postgresBooks(pool),
     async migrate(o = {}) {
       const client = await pool.connect();
       const applied: number[] = [];

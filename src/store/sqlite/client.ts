@@ -168,6 +168,15 @@ export class SqliteThreadStore {
   releaseDueRequests(limit: number) {
     return this.call<number>('releaseDueRequests', [limit]);
   }
+  recordDrainedSegment(s: Parameters<Store['recordDrainedSegment']>[0]) {
+    return this.call<void>('recordDrainedSegment', [s]);
+  }
+  books() {
+    return this.call<Awaited<ReturnType<Store['books']>>>('books', []);
+  }
+  backlog() {
+    return this.call<Awaited<ReturnType<Store['backlog']>>>('backlog', []);
+  }
   getCallback(requestId: string) {
     return this.call<Awaited<ReturnType<Store['getCallback']>>>('getCallback', [requestId]);
   }

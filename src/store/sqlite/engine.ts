@@ -12,6 +12,7 @@ import type { SyncStore } from './sync.js';
 import { sql } from './sql.js';
 import { sqliteWork } from './work.js';
 import { sqliteCancels } from './cancels.js';
+import { sqliteBooks } from './books.js';
 
 /** Rows bound to one multi-row INSERT statement. */
 const ROWS_PER_INSERT = 100;
@@ -75,6 +76,7 @@ export function openSqliteEngine(path: string): SqliteEngine {
   // Rows go ROWS_PER_INSERT to a statement (83k rows/s against 68k one row per statement,
   // docs/benchmarks.md); the rest of a chunk one by one.
   const cancels = sqliteCancels(db);
+  const books = sqliteBooks(db);
   let insertOne: Database.Statement | null = null;
   let insertMany: Database.Statement | null = null;
   const params = new Array<unknown>(ROWS_PER_INSERT * REQUEST_COLUMNS);
@@ -93,6 +95,7 @@ export function openSqliteEngine(path: string): SqliteEngine {
       n += insertOne.run(one).changes;
     }
     cancels.honourTombstones(rows);
+    books.countInserted(n);
     return n;
   };
 
@@ -101,6 +104,9 @@ export function openSqliteEngine(path: string): SqliteEngine {
     cancelRequest: cancels.cancelRequest,
     applyCancels: cancels.applyCancels,
     releaseDueRequests: cancels.releaseDueRequests,
+    recordDrainedSegment: books.recordDrainedSegment,
+    books: books.books,
+    backlog: books.backlog,
     migrate(opts = {}) {
       // BEGIN EXCLUSIVE: a second migrator waits (busy_timeout) and then sees the work done.
       const applied: number[] = [];
