@@ -1,7 +1,9 @@
 // Retries the failed-callback spool. Runs on every node in every mode: the files need no
 // database. An entry is claimed with a lock (so two nodes do not send it at the same moment),
 // sent, and then removed (delivered, or 410 Gone), rescheduled, or buried in dead/.
-// Outcomes go to the database through `record` (directly, or through the spool).
+// Outcomes go to the database through `record` (directly, or through the spool); a final
+// outcome that neither can take yet waits in the entry itself, which is then only recorded,
+// never sent again (settle below).
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import type { CallbackEntryRecord, CallbackOutcomeRecord } from '../spool/records.js';
