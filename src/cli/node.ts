@@ -17,7 +17,7 @@ export function registerNode(program: Command): void {
     .option(...jsonFlag)
     .option(...spoolFlag)
     .action(async (id: string, o: { wait?: boolean; idleMs: string; timeout: string; json?: boolean; spool?: string }) => {
-      const idleMs = positive(o.idleMs, '--idle-ms');
+      const idleMs = positive(o.idleMs, '--idle-ms', { zero: true });
       const timeoutS = positive(o.timeout, '--timeout');
       const root = spoolOf(o);
       await setDrained(root, id, true);

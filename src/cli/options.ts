@@ -16,9 +16,11 @@ export const deadAfterOf = (o: { deadAfterMs?: string }): number => {
 };
 
 /** A count of seconds or milliseconds given on the command line (--timeout, --idle-ms): a bad one would wait forever. */
-export function positive(v: string, flag: string): number {
+export function positive(v: string, flag: string, o: { zero?: boolean } = {}): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0 || v.trim() === '') fail(`INTAKE_BAD_CONFIG: ${flag} must be a positive number, got ${JSON.stringify(v)}`);
+  if (!Number.isFinite(n) || n < 0 || (n === 0 && !o.zero) || v.trim() === '') {
+    fail(`INTAKE_BAD_CONFIG: ${flag} must be a ${o.zero ? 'non-negative' : 'positive'} number, got ${JSON.stringify(v)}`);
+  }
   return n;
 }
 

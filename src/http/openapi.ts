@@ -80,6 +80,23 @@ const transform: Transform = ({ schema, url, route }) => {
   };
 };
 
+/** A route schema with this mark takes its body optionally (@fastify/swagger marks every body required). */
+export const OPTIONAL_BODY = 'x-optional-body';
+
+type Operation = { requestBody?: { required?: boolean }; [OPTIONAL_BODY]?: boolean };
+
+/** The finished document: bodies a route takes optionally say so. */
+function transformObject({ openapiObject }: { openapiObject: { paths?: Record<string, Record<string, Operation>> } }) {
+  for (const item of Object.values(openapiObject.paths ?? {})) {
+    for (const op of Object.values(item)) {
+      if (!op[OPTIONAL_BODY]) continue;
+      delete op[OPTIONAL_BODY];
+      if (op.requestBody) op.requestBody.required = false;
+    }
+  }
+  return openapiObject;
+}
+
 /**
  * Registers the generator and GET /openapi.json. Call before any route is registered: the
  * generator learns the routes as they are added.
@@ -116,6 +133,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     transform: transform as never,
+    transformObject: transformObject as never,
     // OpenAPI 3.1 is JSON Schema 2020-12: const needs no rewriting.
     convertConstToEnum: false,
   });

@@ -1,6 +1,6 @@
 // OpenAPI schemas of the processing API. They document only: routes.ts checks the input (src/http/openapi.ts
 // says why fastify never validates or serialises with them).
-import { errorResponses } from '../http/openapi.js';
+import { errorResponses, OPTIONAL_BODY } from '../http/openapi.js';
 
 const id = { type: 'string', description: 'the request id' } as const;
 const idParams = { type: 'object', required: ['id'], properties: { id } } as const;
@@ -69,6 +69,7 @@ export const claimSchema = {
   tags: ['work'],
   summary: 'Claim pending requests with a lease',
   description: 'Round-robin across lanes unless `lane` names one. A lease that runs out returns the request to the queue. The body may be omitted.',
+  [OPTIONAL_BODY]: true,
   body: {
     type: 'object',
     properties: {

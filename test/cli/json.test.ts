@@ -59,7 +59,7 @@ describe('--json on every command that prints', () => {
     assert.equal((await post(`${d.url}/v1/requests`, { payload: {}, callback_url: 'https://example.com/h' })).status, 202);
     const archive = join(spool, 'archive', 'json-1');
     const segment = (await waitFor('an archived segment', () => (existsSync(archive) ? readdirSync(archive).find((f) => f.endsWith('.seg')) : undefined), 30_000))!;
-    await check(['spool', 'verify', spool], (v) => assert.equal(v.bad, 0));
+    await check(['spool', 'verify'], (v) => assert.ok(v.files >= 1 && v.bad === 0, JSON.stringify(v))); // the spool root from INTAKE_SPOOL
     await check(['spool', 'inspect', join(archive, segment)], (v) => assert.equal(v.records.length, 1));
     const key = await json('keys', 'create', '--tenant', 'acme', '--scope', 'admin');
     n++;

@@ -114,6 +114,9 @@ describe('GET /openapi.json', () => {
     assert.equal(doc.paths['/metrics'].get['x-intake-scope'], 'admin');
     assert.equal(doc.paths['/v1/requests'].post['x-intake-scope'], 'submit');
     assert.deepEqual(doc.paths['/v1/requests'].post.requestBody.content['application/json'].schema.required, ['payload', 'callback_url']);
+    assert.equal(doc.paths['/v1/requests'].post.requestBody.required, true);
+    assert.equal(doc.paths['/v1/work/claim'].post.requestBody.required, false, 'a claim may come without a body');
+    assert.equal(JSON.stringify(doc).includes('x-optional-body'), false);
   });
 
   test('the schemas validate nothing and drop nothing: the routes answer as without them', async () => {
