@@ -3,8 +3,8 @@
 import { main } from '../dist/src/cli/main.js';
 
 main(process.argv).catch((err) => {
-  // An IntakeError's code (docs/errors.md) goes with its message, for the operator to look up.
-  const code = err?.name === 'IntakeError' ? ` (${err.code})` : '';
-  process.stderr.write(`intake: ${err?.message ?? err}${code}\n`);
+  // intake's own errors carry a stable code (docs/errors.md): say it, so scripts and people can look it up.
+  const code = typeof err?.code === 'string' && err.code.startsWith('INTAKE_') ? `${err.code}: ` : '';
+  process.stderr.write(`intake: ${code}${err?.message ?? err}\n`);
   process.exitCode = 1;
 });

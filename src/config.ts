@@ -1,10 +1,16 @@
 // Configuration: parsed and validated once at start, then passed in. Every key has a CLI flag
-// and an INTAKE_* environment variable (the flag wins).
+// (--kebab-case of the key: flagOf) and an INTAKE_* environment variable (the flag wins). A bad
+// value stops the start with INTAKE_BAD_CONFIG naming the flag and the variable, before
+// anything is opened, listened on or written.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { parseCidr } from './callbacks/ssrf.js';
 import { Errors } from './errors.js';
 import { MAX_HEADER_COUNT_LIMIT } from './http/limits.js';
 import { NODE_ID_PATTERN } from './spool/layout.js';
+import { parseDbUrl } from './store/db-url.js';
 
 export const MODES = ['receive', 'save', 'both'] as const;
 export type Mode = (typeof MODES)[number];
@@ -37,7 +43,12 @@ export interface Config {
   archiveRetentionMs: number;
   /** A schedule's tick found due later than this was missed by an outage: its catch-up policy applies. */
   scheduleGraceMs: number;
+  /** Comma-separated CIDRs callbacks may reach although they are not public (checked at start). */
   callbackAllowCidrs: string;
+  /** Signing secrets of the default tenant, space-separated (newest first); '' for none. */
+  webhookSecret: string;
+  /** A JSON file {"tenant": ["whsec_new", "whsec_old"]}; '' for none. Wins over webhookSecret. */
+  webhookSecretsFile: string;
   callbackConnectTimeoutMs: number;
   callbackTimeoutMs: number;
   callbackBaseMs: number;
@@ -82,6 +93,8 @@ export const ENV: Record<keyof Config, string> = {
   archiveRetentionMs: 'INTAKE_ARCHIVE_RETENTION_MS',
   scheduleGraceMs: 'INTAKE_SCHEDULE_GRACE_MS',
   callbackAllowCidrs: 'INTAKE_CALLBACK_ALLOW_CIDRS',
+  webhookSecret: 'INTAKE_WEBHOOK_SECRET',
+  webhookSecretsFile: 'INTAKE_WEBHOOK_SECRETS_FILE',
   callbackConnectTimeoutMs: 'INTAKE_CALLBACK_CONNECT_TIMEOUT_MS',
   callbackTimeoutMs: 'INTAKE_CALLBACK_TIMEOUT_MS',
   callbackBaseMs: 'INTAKE_CALLBACK_BASE_MS',
@@ -130,6 +143,8 @@ export const DEFAULTS = {
   archiveRetentionMs: 7 * 24 * 3600 * 1000,
   scheduleGraceMs: 60_000,
   callbackAllowCidrs: '',
+  webhookSecret: '',
+  webhookSecretsFile: '',
   callbackConnectTimeoutMs: 5000,
   callbackTimeoutMs: 15_000,
   callbackBaseMs: 1000,
@@ -145,9 +160,17 @@ export const DEFAULTS = {
   logLevel: 'info',
 } as const satisfies Omit<Config, 'nodeId'>;
 
+/** The command-line flag of a key: nodeId -> --node-id, maxWaitS -> --max-wait-s (commander's own mapping, reversed). */
+export const flagOf = (key: keyof Config): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/** How an error names an option: both ways of giving it. */
+export const optionName = (key: keyof Config): string => `${flagOf(key)} (${ENV[key]})`;
+
+const bad = (key: keyof Config, problem: string) => Errors.badConfig(`${optionName(key)} ${problem}`);
+
 function int(key: keyof Config, v: unknown, min: number, max: number): number {
-  const n = typeof v === 'number' ? v : Number(String(v).trim());
-  if (!Number.isInteger(n) || n < min || n > max) throw Errors.badConfig(`${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  const n = typeof v === 'number' ? v : String(v).trim() === '' ? NaN : Number(String(v).trim());
+  if (!Number.isInteger(n) || n < min || n > max) throw bad(key, `must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -156,30 +179,88 @@ function bool(key: keyof Config, v: unknown): boolean {
   const s = String(v).toLowerCase();
   if (['1', 'true', 'yes', 'on'].includes(s)) return true;
   if (['0', 'false', 'no', 'off'].includes(s)) return false;
-  throw Errors.badConfig(`${key} must be true or false, got ${JSON.stringify(v)}`);
+  throw bad(key, `must be true or false, got ${JSON.stringify(v)}`);
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+// A listen address: an IP address or a host name (RFC 1123 labels).
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+// Standard Webhooks: whsec_ and 24 to 64 random bytes in base64.
+const SECRET = /^(?:whsec_)?[A-Za-z0-9+/]+={0,2}$/;
+
+function webhookSecret(key: 'webhookSecret' | 'webhookSecretsFile', s: unknown, where: string): string {
+  if (typeof s !== 'string' || !SECRET.test(s)) throw bad(key, `${where}: a secret must be whsec_ and base64`);
+  const bytes = Buffer.from(s.replace(/^whsec_/, ''), 'base64').length;
+  if (bytes < 24 || bytes > 64) throw bad(key, `${where}: a secret must hold 24 to 64 bytes, this one holds ${bytes}`);
+  return s;
+}
+
+/** The secrets file, read and checked once at start: {"tenant": ["whsec_…", …]}. */
+export function readWebhookSecretsFile(path: string): Record<string, string[]> {
+  let map: unknown;
+  try {
+    map = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw bad('webhookSecretsFile', `cannot be read as JSON: ${(err as Error).message}`);
+  }
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) throw bad('webhookSecretsFile', 'must hold a JSON object {"tenant": ["whsec_…"]}');
+  for (const [tenant, list] of Object.entries(map)) {
+    if (!Array.isArray(list) || list.length === 0) throw bad('webhookSecretsFile', `tenant ${JSON.stringify(tenant)}: must be a non-empty array of secrets`);
+    list.forEach((s: unknown, i) => webhookSecret('webhookSecretsFile', s, `tenant ${JSON.stringify(tenant)}, secret ${i + 1}`));
+  }
+  return map as Record<string, string[]>;
 }
 
 export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env): Config {
   const pick = (k: keyof Config): unknown => raw[k] ?? env[ENV[k]] ?? (DEFAULTS as Record<string, unknown>)[k];
-  const mode = String(pick('mode'));
-  if (!(MODES as readonly string[]).includes(mode)) throw Errors.badConfig(`mode must be one of ${MODES.join(', ')}, got ${JSON.stringify(mode)}`);
+  const text = (k: keyof Config): string => String(pick(k) ?? '').trim();
+  const mode = text('mode');
+  if (!(MODES as readonly string[]).includes(mode)) throw bad('mode', `must be one of ${MODES.join(', ')}, got ${JSON.stringify(mode)}`);
   const port = int('port', pick('port'), 0, 65535);
+  const host = text('host');
+  if (isIP(host) === 0 && !HOST_NAME.test(host)) throw bad('host', `must be an IP address or a host name, got ${JSON.stringify(host)}`);
   const nodeId = String(raw.nodeId ?? env[ENV.nodeId] ?? `${hostname().split('.')[0]}-${port}`);
-  if (!NODE_ID_PATTERN.test(nodeId)) throw Errors.badConfig(`node id ${JSON.stringify(nodeId)} must match ${NODE_ID_PATTERN}`);
+  if (!NODE_ID_PATTERN.test(nodeId)) throw bad('nodeId', `${JSON.stringify(nodeId)} must match ${NODE_ID_PATTERN}`);
+  const spool = text('spool');
+  if (spool === '') throw bad('spool', 'must name a directory');
+  const db = text('db');
+  try {
+    parseDbUrl(db);
+  } catch (err) {
+    throw bad('db', (err as Error).message);
+  }
+  const logLevel = text('logLevel');
+  if (!LOG_LEVELS.includes(logLevel)) throw bad('logLevel', `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
+  const callbackAllowCidrs = text('callbackAllowCidrs');
+  for (const cidr of callbackAllowCidrs.split(',').map((x) => x.trim()).filter(Boolean)) {
+    try {
+      parseCidr(cidr);
+    } catch (err) {
+      throw bad('callbackAllowCidrs', (err as Error).message);
+    }
+  }
+  const webhookSecrets = text('webhookSecret');
+  const webhookSecretsFile = text('webhookSecretsFile');
+  if (webhookSecrets && webhookSecretsFile) throw bad('webhookSecret', `and ${optionName('webhookSecretsFile')} are both given: give one`);
+  webhookSecrets.split(/\s+/).filter(Boolean).forEach((s, i) => webhookSecret('webhookSecret', s, `secret ${i + 1}`));
+  if (webhookSecretsFile) readWebhookSecretsFile(webhookSecretsFile);
+  const callbackBaseMs = int('callbackBaseMs', pick('callbackBaseMs'), 1, 3_600_000);
+  const callbackCapMs = int('callbackCapMs', pick('callbackCapMs'), 1, 7 * 24 * 3600 * 1000);
+  if (callbackCapMs < callbackBaseMs) throw bad('callbackCapMs', `(${callbackCapMs}) must not be below ${optionName('callbackBaseMs')} (${callbackBaseMs})`);
   const lockStaleMs = int('lockStaleMs', pick('lockStaleMs'), 2000, 3_600_000);
   const heartbeatMs = int('heartbeatMs', pick('heartbeatMs'), 50, 60_000);
   const deadAfterMs = int('deadAfterMs', pick('deadAfterMs'), 200, 600_000);
   const requestTimeoutMs = int('requestTimeoutMs', pick('requestTimeoutMs'), 100, 3_600_000);
   const headersTimeoutMs = int('headersTimeoutMs', pick('headersTimeoutMs'), 100, 3_600_000);
   // Node refuses to start a server whose headers may take longer than the whole request.
-  if (headersTimeoutMs > requestTimeoutMs) throw Errors.badConfig(`headersTimeoutMs (${headersTimeoutMs}) must not be above requestTimeoutMs (${requestTimeoutMs})`);
+  if (headersTimeoutMs > requestTimeoutMs) throw bad('headersTimeoutMs', `(${headersTimeoutMs}) must not be above ${optionName('requestTimeoutMs')} (${requestTimeoutMs})`);
   // A node must beat at least twice within the dead time, or a busy moment looks like death.
-  if (deadAfterMs < 2 * heartbeatMs) throw Errors.badConfig(`deadAfterMs (${deadAfterMs}) must be at least twice heartbeatMs (${heartbeatMs})`);
+  if (deadAfterMs < 2 * heartbeatMs) throw bad('deadAfterMs', `(${deadAfterMs}) must be at least twice ${optionName('heartbeatMs')} (${heartbeatMs})`);
   return {
-    host: String(pick('host')),
+    host,
     port,
-    spool: resolve(String(pick('spool'))),
-    db: String(pick('db')),
+    spool: resolve(spool),
+    db,
     mode: mode as Mode,
     nodeId,
     bodyLimitBytes: int('bodyLimitBytes', pick('bodyLimitBytes'), 1024, 64 * 1024 * 1024),
@@ -203,18 +284,20 @@ export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env)
     stopIdleMs: int('stopIdleMs', pick('stopIdleMs'), 0, 600_000),
     archiveRetentionMs: int('archiveRetentionMs', pick('archiveRetentionMs'), 1000, 10 * 365 * 24 * 3600 * 1000),
     scheduleGraceMs: int('scheduleGraceMs', pick('scheduleGraceMs'), 1000, 7 * 24 * 3600 * 1000),
-    callbackAllowCidrs: String(pick('callbackAllowCidrs') ?? ''),
+    callbackAllowCidrs,
+    webhookSecret: webhookSecrets,
+    webhookSecretsFile: webhookSecretsFile === '' ? '' : resolve(webhookSecretsFile),
     callbackConnectTimeoutMs: int('callbackConnectTimeoutMs', pick('callbackConnectTimeoutMs'), 10, 600_000),
     callbackTimeoutMs: int('callbackTimeoutMs', pick('callbackTimeoutMs'), 10, 3_600_000),
-    callbackBaseMs: int('callbackBaseMs', pick('callbackBaseMs'), 1, 3_600_000),
-    callbackCapMs: int('callbackCapMs', pick('callbackCapMs'), 1, 7 * 24 * 3600 * 1000),
+    callbackBaseMs,
+    callbackCapMs,
     callbackMaxAttempts: int('callbackMaxAttempts', pick('callbackMaxAttempts'), 1, 1000),
     callbackMaxAgeMs: int('callbackMaxAgeMs', pick('callbackMaxAgeMs'), 1000, 365 * 24 * 3600 * 1000),
     callbackPollMs: int('callbackPollMs', pick('callbackPollMs'), 10, 600_000),
     loopDelayWarnMs: int('loopDelayWarnMs', pick('loopDelayWarnMs'), 1, 600_000),
     maxWaitS: int('maxWaitS', pick('maxWaitS'), 0, 3600),
     insecureNoAuth: bool('insecureNoAuth', pick('insecureNoAuth')),
-    logLevel: String(pick('logLevel')),
+    logLevel,
   };
 }
 

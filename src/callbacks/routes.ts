@@ -1,6 +1,7 @@
 // The failed-callback spool over HTTP, for operators (admin scope) and the dashboard: what waits
 // for a retry, what is dead, and replaying a dead callback. The same code as `intake callbacks`
 // (replay.ts); the spool needs no database, so any node in any mode answers.
+import { deadListSchema, replaySchema, waitingListSchema } from './schemas.js';
 import type { FastifyInstance } from 'fastify';
 import { Errors } from '../errors.js';
 import { deadEntry, listed, replay, spooledEntries, type ListedCallback } from './replay.js';
@@ -34,18 +35,18 @@ export function registerCallbackRoutes(app: FastifyInstance, o: { spool: string;
   const config = { scope: 'admin' } as const;
 
   // GET /v1/callbacks/dead and /v1/callbacks/waiting: {total, callbacks: [the first `limit`]}.
-  for (const [path, which] of [
-    ['/v1/callbacks/dead', 'dead'],
-    ['/v1/callbacks/waiting', 'retry'],
+  for (const [path, which, schema] of [
+    ['/v1/callbacks/dead', 'dead', deadListSchema],
+    ['/v1/callbacks/waiting', 'retry', waitingListSchema],
   ] as const) {
-    app.get<{ Querystring: { limit?: string } }>(path, { config }, async (req) => {
+    app.get<{ Querystring: { limit?: string } }>(path, { config, schema }, async (req) => {
       const { total, entries } = await spooledEntries(o.spool, which, limitOf(req.query.limit));
       return { total, callbacks: entries.map((e) => wire(listed(e, which))) };
     });
   }
 
   // POST /v1/callbacks/:id/replay: a dead callback is retried now, by every node's retrier.
-  app.post<{ Params: { id: string } }>('/v1/callbacks/:id/replay', { config }, async (req, reply) => {
+  app.post<{ Params: { id: string } }>('/v1/callbacks/:id/replay', { config, schema: replaySchema }, async (req, reply) => {
     const { id } = req.params;
     const dead = await deadEntry(o.spool, id);
     if (!dead || !(await replay(o.spool, dead, o.nodeId))) throw Errors.notFound(`no dead callback ${id}`);

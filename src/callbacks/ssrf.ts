@@ -20,6 +20,17 @@ export type Resolve = (hostname: string, callback: (err: NodeJS.ErrnoException |
 
 const systemResolve: Resolve = (hostname, callback) => dnsLookup(hostname, { all: true }, callback);
 
+/** A CIDR an operator allows (`10.0.0.0/8`, `::1`; no prefix: one address), or an Error saying what is wrong. */
+export function parseCidr(cidr: string): { address: string; prefix: number; type: 'ipv4' | 'ipv6' } {
+  const [address, bits, ...rest] = cidr.split('/');
+  const family = isIP(address ?? '');
+  if (!address || family === 0 || rest.length > 0) throw new Error(`bad CIDR ${JSON.stringify(cidr)}: not an IP address with an optional /prefix`);
+  const max = family === 6 ? 128 : 32;
+  const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
+  if (!(prefix >= 0 && prefix <= max)) throw new Error(`bad CIDR ${JSON.stringify(cidr)}: the prefix must be 0 to ${max}`);
+  return { address, prefix, type: family === 6 ? 'ipv6' : 'ipv4' };
+}
+
 export class SsrfGuard {
   private readonly forbidden = new BlockList();
   private readonly allowed = new BlockList();
@@ -34,10 +45,8 @@ export class SsrfGuard {
     for (const [a, p] of FORBIDDEN_V4) this.forbidden.addSubnet(a, p, 'ipv4');
     for (const [a, p] of FORBIDDEN_V6) this.forbidden.addSubnet(a, p, 'ipv6');
     for (const cidr of allow) {
-      const [addr, bits] = cidr.split('/');
-      const type = isIP(addr ?? '') === 6 ? 'ipv6' : 'ipv4';
-      if (!addr || isIP(addr) === 0) throw new Error(`bad CIDR ${cidr}`);
-      this.allowed.addSubnet(addr, bits === undefined ? (type === 'ipv6' ? 128 : 32) : Number(bits), type);
+      const { address, prefix, type } = parseCidr(cidr);
+      this.allowed.addSubnet(address, prefix, type);
     }
   }
 

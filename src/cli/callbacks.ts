@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { bury, listAll, move, remove } from '../callbacks/failed-spool.js';
 import { listed, replay, spooledEntries } from '../callbacks/replay.js';
-import { fail, spoolFlag, spoolOf } from './options.js';
+import { fail, jsonFlag, out, spoolFlag, spoolOf } from './options.js';
+import { Progress } from './progress.js';
 
 const entries = async (root: string, which: 'retry' | 'dead') => (await spooledEntries(root, which)).entries;
 
@@ -12,7 +13,7 @@ export function registerCallbacks(program: Command): void {
   cb.command('ls')
     .description('list callbacks waiting for a retry (or, with --dead, out of attempts)')
     .option('--dead', 'list dead callbacks')
-    .option('--json', 'print as JSON')
+    .option(...jsonFlag)
     .option(...spoolFlag)
     .action(async (o: { dead?: boolean; json?: boolean; spool?: string }) => {
       const which = o.dead ? 'dead' : 'retry';
@@ -33,8 +34,9 @@ export function registerCallbacks(program: Command): void {
     .option('--host <host>', 'only callbacks to this host')
     .option('--since <time>', 'only callbacks that first failed at or after this time (ISO 8601)')
     .option('--all', 'every dead callback')
+    .option(...jsonFlag)
     .option(...spoolFlag)
-    .action(async (o: { id?: string; host?: string; since?: string; all?: boolean; spool?: string }) => {
+    .action(async (o: { id?: string; host?: string; since?: string; all?: boolean; json?: boolean; spool?: string }) => {
       if (!o.id && !o.host && !o.since && !o.all) fail('say which: --id, --host, --since or --all');
       const since = o.since ? Date.parse(o.since) : null;
       if (o.since && !Number.isFinite(since)) fail(`--since: not a time: ${o.since}`);
@@ -47,34 +49,38 @@ export function registerCallbacks(program: Command): void {
       });
       if (o.id && dead.length === 0) fail(`no dead callback ${o.id}`);
       let n = 0;
+      const progress = new Progress();
       for (const e of dead) {
         if (!(await replay(root, e, 'cli'))) continue; // replayed by someone else meanwhile
         n++;
-        if (n % 1000 === 0) process.stdout.write(`replayed ${n}/${dead.length}\n`);
+        progress.update(`replaying dead callbacks: ${n}/${dead.length}`);
       }
-      process.stdout.write(`replayed ${n} callback(s); every node retries them now\n`);
+      progress.done();
+      out(o, { replayed: n, ids: dead.map((d) => d.entry.id) }, `replayed ${n} callback(s); every node retries them now`);
     });
 
   cb.command('purge')
     .description('delete one dead callback for good (it will never be sent)')
     .requiredOption('--id <webhook-id>', 'the dead callback to delete')
+    .option(...jsonFlag)
     .option(...spoolFlag)
-    .action(async (o: { id: string; spool?: string }) => {
+    .action(async (o: { id: string; json?: boolean; spool?: string }) => {
       const f = (await listAll(spoolOf(o), 'dead')).find((x) => x.id === o.id);
       if (!f) fail(`no dead callback ${o.id}`);
       await remove(f.path);
-      process.stdout.write(`purged ${o.id}\n`);
+      out(o, { purged: o.id }, `purged ${o.id}`);
     });
 
   cb.command('kill')
     .description('move a waiting callback to dead at once (stop retrying it)')
     .requiredOption('--id <webhook-id>', 'the waiting callback')
+    .option(...jsonFlag)
     .option(...spoolFlag)
-    .action(async (o: { id: string; spool?: string }) => {
+    .action(async (o: { id: string; json?: boolean; spool?: string }) => {
       const root = spoolOf(o);
       const e = (await entries(root, 'retry')).find((x) => x.entry.id === o.id);
       if (!e) fail(`no waiting callback ${o.id}`);
       await move(e.path, () => bury(root, e.entry, 'cli'));
-      process.stdout.write(`moved ${o.id} to dead\n`);
+      out(o, { dead: o.id }, `moved ${o.id} to dead`);
     });
 }

@@ -2,7 +2,7 @@
 // every node picks up a change within one heartbeat.
 import type { Command } from 'commander';
 import { createKey, readKeys, revokeKey, SCOPES, type Scope } from '../cluster/keys.js';
-import { fail, spoolFlag, spoolOf } from './options.js';
+import { fail, jsonFlag, out, spoolFlag, spoolOf } from './options.js';
 
 const list = (v: string | undefined) => (v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
 
@@ -51,9 +51,10 @@ export function registerKeys(program: Command): void {
   keys
     .command('revoke <id>')
     .description('revoke a key; every node refuses it within one heartbeat')
+    .option(...jsonFlag)
     .option(...spoolFlag)
-    .action(async (id: string, o: { spool?: string }) => {
+    .action(async (id: string, o: { json?: boolean; spool?: string }) => {
       if (!(await revokeKey(spoolOf(o), id))) fail(`no key ${id} (intake keys ls lists them)`);
-      process.stdout.write(`revoked ${id}\n`);
+      out(o, { revoked: id }, `revoked ${id}`);
     });
 }

@@ -2,6 +2,8 @@
 import type { Command } from 'commander';
 import { DEFAULTS } from '../config.js';
 import { openStore } from '../store/open.js';
+import { jsonFlag } from './options.js';
+import { Progress } from './progress.js';
 
 const dbOption = (): string => process.env.INTAKE_DB ?? DEFAULTS.db;
 
@@ -11,11 +13,14 @@ export function registerMigrate(program: Command): void {
     .description('apply pending schema migrations (under a lock: a second migrator waits)')
     .option('--db <url>', `database URL (env INTAKE_DB, default ${DEFAULTS.db})`)
     .option('--dry-run', 'list what would be applied, change nothing')
-    .option('--json', 'print the result as JSON')
+    .option(...jsonFlag)
     .action(async (opts: { db?: string; dryRun?: boolean; json?: boolean }) => {
       const store = await openStore(opts.db ?? dbOption());
+      const progress = new Progress();
       try {
-        const applied = await store.migrate({ dryRun: opts.dryRun ?? false });
+        // One long await (a migration may rewrite big tables, or wait for another migrator's lock).
+        progress.tick((s) => `${opts.dryRun ? 'checking' : 'migrating'} the schema… ${s} s`);
+        const applied = await store.migrate({ dryRun: opts.dryRun ?? false }).finally(() => progress.done());
         const s = await store.schema();
         if (opts.json) process.stdout.write(JSON.stringify({ dryRun: opts.dryRun ?? false, applied, ...s }) + '\n');
         else if (applied.length === 0) process.stdout.write(`schema is up to date (v${s.current})\n`);
@@ -31,7 +36,7 @@ export function registerMigrate(program: Command): void {
     .command('version')
     .description('print the schema version of the database and the newest this build knows')
     .option('--db <url>', `database URL (env INTAKE_DB, default ${DEFAULTS.db})`)
-    .option('--json', 'print as JSON')
+    .option(...jsonFlag)
     .action(async (opts: { db?: string; json?: boolean }) => {
       const store = await openStore(opts.db ?? dbOption());
       try {

@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { MODES, type Mode } from '../config.js';
 import { updateDesired } from '../cluster/desired.js';
 import { Membership } from '../cluster/membership.js';
-import { deadAfterFlag, deadAfterOf, fail, sleep, spoolFlag, spoolOf } from './options.js';
+import { deadAfterFlag, deadAfterOf, fail, jsonFlag, out, positive, sleep, spoolFlag, spoolOf } from './options.js';
+import { Progress } from './progress.js';
 
 interface Opts {
   node?: string;
@@ -25,10 +26,12 @@ export function registerMode(program: Command): void {
     .option('--timeout <s>', 'with --wait: give up after this many seconds', '60')
     .option(...spoolFlag)
     .option(...deadAfterFlag)
-    .option('--json', 'print the result as JSON')
+    .option(...jsonFlag)
     .action(async (mode: string, o: Opts) => {
       if (!(MODES as readonly string[]).includes(mode)) fail(`mode must be one of ${MODES.join(', ')}`);
       if (Boolean(o.node) === Boolean(o.all)) fail('give exactly one of --node ID or --all');
+      const timeoutS = positive(o.timeout, '--timeout');
+      const deadAfterMs = deadAfterOf(o);
       const root = spoolOf(o);
       const d = await updateDesired(root, (d) => {
         if (o.all) {
@@ -41,8 +44,10 @@ export function registerMode(program: Command): void {
         out(o, { generation: d.generation, mode, target }, `desired mode of ${target} is now ${mode} (generation ${d.generation})`);
         return;
       }
-      const deadline = performance.now() + Number(o.timeout) * 1000;
-      const m = new Membership({ root, self: '', deadAfterMs: deadAfterOf(o) });
+      const deadline = performance.now() + timeoutS * 1000;
+      const m = new Membership({ root, self: '', deadAfterMs });
+      const progress = new Progress();
+      const t0 = performance.now();
       for (;;) {
         const live = (await m.poll()).filter((x) => x.live);
         const errors = live.filter((x) => x.hb.generation >= d.generation && x.hb.modeError && (o.all || x.hb.node === o.node));
@@ -50,21 +55,22 @@ export function registerMode(program: Command): void {
         // Report failures once every live node has answered (or time is up), so all are named.
         if (errors.length > 0 && (unanswered.length === 0 || performance.now() > deadline)) {
           const waiting = unanswered.length ? `\nnot yet answered: ${unanswered.map((x) => x.hb.node).join(', ')}` : '';
+          progress.done();
           fail(`could not switch:\n${errors.map((x) => `${x.hb.node}: ${x.hb.modeError}`).join('\n')}${waiting}`);
         }
         const laggards = live.filter((x) => x.hb.generation < d.generation || ((o.all || x.hb.node === o.node) && x.hb.mode !== mode));
         if (laggards.length === 0 && (o.all || live.some((x) => x.hb.node === o.node))) {
+          progress.done();
           out(o, { generation: d.generation, mode, target, nodes: live.map((x) => x.hb.node) }, `${target}: ${mode} (generation ${d.generation}) applied by ${live.map((x) => x.hb.node).join(', ')}`);
           return;
         }
         if (performance.now() > deadline) {
+          progress.done();
           fail(`timed out after ${o.timeout} s; not yet applied by: ${laggards.map((x) => `${x.hb.node} (generation ${x.hb.generation}, mode ${x.hb.mode})`).join(', ') || `${o.node} (no live heartbeat)`}`);
         }
+        const waitingFor = laggards.map((x) => x.hb.node).join(', ') || `${o.node} (no live heartbeat yet)`;
+        progress.update(`mode ${mode} (generation ${d.generation}): ${live.length - laggards.length}/${live.length} live node(s) applied; waiting for ${waitingFor} (${Math.round((performance.now() - t0) / 1000)} s)`);
         await sleep(200);
       }
     });
-}
-
-function out(o: { json?: boolean }, json: unknown, text: string): void {
-  process.stdout.write((o.json ? JSON.stringify(json) : text) + '\n');
 }

@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { setDrained } from '../cluster/desired.js';
 import { readHeartbeats } from '../cluster/heartbeat.js';
-import { fail, sleep, spoolFlag, spoolOf } from './options.js';
+import { fail, jsonFlag, out, positive, sleep, spoolFlag, spoolOf } from './options.js';
+import { Progress } from './progress.js';
 
 export function registerNode(program: Command): void {
   const node = program.command('node').description('take a node out of the load balancer and back');
@@ -13,26 +14,36 @@ export function registerNode(program: Command): void {
     .option('--wait', 'return when the node has seen no new request for --idle-ms')
     .option('--idle-ms <n>', "with --wait: quiet time to wait for (at least the load balancer's check interval)", '2000')
     .option('--timeout <s>', 'with --wait: give up after this many seconds', '60')
+    .option(...jsonFlag)
     .option(...spoolFlag)
-    .action(async (id: string, o: { wait?: boolean; idleMs: string; timeout: string; spool?: string }) => {
+    .action(async (id: string, o: { wait?: boolean; idleMs: string; timeout: string; json?: boolean; spool?: string }) => {
+      const idleMs = positive(o.idleMs, '--idle-ms', { zero: true });
+      const timeoutS = positive(o.timeout, '--timeout');
       const root = spoolOf(o);
       await setDrained(root, id, true);
       if (!o.wait) {
-        process.stdout.write(`node ${id} drained\n`);
+        out(o, { node: id, drained: true }, `node ${id} drained`);
         return;
       }
-      const deadline = performance.now() + Number(o.timeout) * 1000;
+      const deadline = performance.now() + timeoutS * 1000;
+      const progress = new Progress();
       for (;;) {
         const hb = (await readHeartbeats(root)).find((h) => h.node === id);
         if (!hb) {
-          process.stdout.write(`node ${id} drained (it has no heartbeat: not running)\n`);
+          progress.done();
+          out(o, { node: id, drained: true, running: false, idleMs: null }, `node ${id} drained (it has no heartbeat: not running)`);
           return;
         }
-        if (hb.drained && (hb.idleMs === null || hb.idleMs >= Number(o.idleMs))) {
-          process.stdout.write(`node ${id} drained and quiet for ${hb.idleMs ?? 'ever'} ms\n`);
+        if (hb.drained && (hb.idleMs === null || hb.idleMs >= idleMs)) {
+          progress.done();
+          out(o, { node: id, drained: true, running: true, idleMs: hb.idleMs }, `node ${id} drained and quiet for ${hb.idleMs ?? 'ever'} ms`);
           return;
         }
-        if (performance.now() > deadline) fail(`node ${id} still receiving requests after ${o.timeout} s (drained=${hb.drained}, idle ${hb.idleMs} ms)`);
+        if (performance.now() > deadline) {
+          progress.done();
+          fail(`node ${id} still receiving requests after ${o.timeout} s (drained=${hb.drained}, idle ${hb.idleMs} ms)`);
+        }
+        progress.update(`node ${id}: ${hb.drained ? `drained, quiet for ${hb.idleMs} ms of ${idleMs}` : 'has not seen the drain flag yet'}`);
         await sleep(200);
       }
     });
@@ -40,10 +51,11 @@ export function registerNode(program: Command): void {
   node
     .command('undrain <id>')
     .description('let the node pass its readiness check again')
+    .option(...jsonFlag)
     .option(...spoolFlag)
-    .action(async (id: string, o: { spool?: string }) => {
+    .action(async (id: string, o: { json?: boolean; spool?: string }) => {
       await setDrained(spoolOf(o), id, false);
-      process.stdout.write(`node ${id} undrained\n`);
+      out(o, { node: id, drained: false }, `node ${id} undrained`);
     });
 
   registerNodeWait(node);
@@ -55,21 +67,31 @@ export function registerNodeWait(node: Command): void {
     .command('wait <id>')
     .description('wait until the node runs: its heartbeat exists and its counter advances')
     .option('--timeout <s>', 'give up after this many seconds', '60')
+    .option(...jsonFlag)
     .option(...spoolFlag)
-    .action(async (id: string, o: { timeout: string; spool?: string }) => {
+    .action(async (id: string, o: { timeout: string; json?: boolean; spool?: string }) => {
+      const timeoutS = positive(o.timeout, '--timeout');
       const root = spoolOf(o);
-      const deadline = performance.now() + Number(o.timeout) * 1000;
+      const deadline = performance.now() + timeoutS * 1000;
+      const progress = new Progress();
+      const t0 = performance.now();
       let first: number | null = null;
       for (;;) {
         const hb = (await readHeartbeats(root)).find((h) => h.node === id);
         if (hb) {
           if (first === null) first = hb.counter;
           else if (hb.counter !== first) {
-            process.stdout.write(`node ${id} is up (version ${hb.version}, mode ${hb.mode}, ${hb.ready ? 'ready' : hb.drained ? 'drained' : 'not ready'})\n`);
+            progress.done();
+            const state = hb.ready ? 'ready' : hb.drained ? 'drained' : 'not ready';
+            out(o, { node: id, up: true, version: hb.version, mode: hb.mode, ready: hb.ready, drained: hb.drained }, `node ${id} is up (version ${hb.version}, mode ${hb.mode}, ${state})`);
             return;
           }
         }
-        if (performance.now() > deadline) fail(`node ${id} did not come up within ${o.timeout} s`);
+        if (performance.now() > deadline) {
+          progress.done();
+          fail(`node ${id} did not come up within ${o.timeout} s`);
+        }
+        progress.update(`waiting for node ${id}: ${hb ? 'heartbeat found, waiting for it to advance' : 'no heartbeat yet'} (${Math.round((performance.now() - t0) / 1000)} s)`);
         await sleep(200);
       }
     });

@@ -8,7 +8,7 @@ import { DEFAULTS } from '../config.js';
 import { IntakeError } from '../errors.js';
 import { parseJsonBody } from '../http/json-body.js';
 import { validateNewRequest } from '../intake/validate.js';
-import { fail, spoolFlag, spoolOf } from './options.js';
+import { fail, jsonFlag, out, spoolFlag, spoolOf } from './options.js';
 
 /** What the CLI prints of a schedule: the payload as JSON, not as text. */
 const shown = (s: Schedule, lastTick: string | null = null) => ({ ...s, payload: JSON.parse(s.payload) as unknown, last_tick: lastTick });
@@ -76,9 +76,10 @@ export function registerSchedules(program: Command): void {
   schedules
     .command('rm <id>')
     .description('remove a schedule; no tick after this is enqueued (ticks already enqueued stay)')
+    .option(...jsonFlag)
     .option(...spoolFlag)
-    .action(async (id: string, o: { spool?: string }) => {
+    .action(async (id: string, o: { json?: boolean; spool?: string }) => {
       if (!(await removeSchedule(spoolOf(o), id))) fail(`no schedule ${id} (intake schedules ls lists them)`);
-      process.stdout.write(`removed ${id}\n`);
+      out(o, { removed: id }, `removed ${id}`);
     });
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { decodeSegment, RecordKind, type DecodedSegment } from '../spool/format.js';
 import { OPEN_EXT, SEALED_EXT } from '../spool/layout.js';
+import { spoolOf } from './options.js';
 
 const KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(RecordKind).map(([k, v]) => [v, k]));
 
@@ -48,10 +49,10 @@ export function registerSpool(program: Command): void {
 
   spool
     .command('verify [dir]')
-    .description('check every segment under a directory (default: ./spool); exit 1 if any is damaged')
+    .description('check every segment under a directory (default: the spool root, env INTAKE_SPOOL or ./spool); exit 1 if any is damaged')
     .option('--json', 'one JSON document instead of text')
     .action(async (dir: string | undefined, opts: { json?: boolean }) => {
-      const root = dir ?? './spool';
+      const root = dir ?? spoolOf({});
       const results: { file: string; verdict: string; records: number; detail?: string }[] = [];
       for (const file of await findSegments(root)) {
         let dec: DecodedSegment;

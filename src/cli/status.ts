@@ -4,7 +4,8 @@ import { readDesired } from '../cluster/desired.js';
 import { leaderOf, observe } from '../cluster/observe.js';
 import { listAllSegments } from '../spool/layout.js';
 import { openStore } from '../store/open.js';
-import { deadAfterFlag, deadAfterOf, spoolFlag, spoolOf } from './options.js';
+import { deadAfterFlag, deadAfterOf, jsonFlag, spoolFlag, spoolOf } from './options.js';
+import { Progress } from './progress.js';
 
 export function registerStatus(program: Command): void {
   program
@@ -13,10 +14,14 @@ export function registerStatus(program: Command): void {
     .option(...spoolFlag)
     .option('--db <url>', 'also report this database (env INTAKE_DB)')
     .option(...deadAfterFlag)
-    .option('--json', 'print as JSON')
+    .option(...jsonFlag)
     .action(async (o: { spool?: string; db?: string; deadAfterMs?: string; json?: boolean }) => {
       const root = spoolOf(o);
-      const [members, segments, desired] = await Promise.all([observe(root, deadAfterOf(o)), listAllSegments(root), readDesired(root)]);
+      const deadAfterMs = deadAfterOf(o);
+      // Judging liveness takes up to --dead-after-ms (a counter must be seen to advance).
+      const progress = new Progress();
+      progress.tick((s) => `watching the heartbeats… ${s} s`);
+      const [members, segments, desired] = await Promise.all([observe(root, deadAfterMs), listAllSegments(root), readDesired(root)]).finally(() => progress.done());
       const leader = leaderOf(members);
       const spool: Record<string, { sealed: number; open: number }> = {};
       for (const s of segments) {

@@ -17,6 +17,7 @@ import { isRequestId } from '../http/ids.js';
 import { encodeRecord, RecordKind } from '../spool/format.js';
 import { listAllSegments } from '../spool/layout.js';
 import type { CancelRecord } from '../spool/records.js';
+import { cancelSchema } from './schemas.js';
 
 /** Allowance for a request id's clock against its segment's (the same node's clock: only ordering within a node matters). */
 const CLOCK_MARGIN_MS = 60_000;
@@ -45,7 +46,7 @@ export async function couldBeSpooled(root: string, id: string): Promise<boolean>
 export function registerCancelRoute(app: FastifyInstance, ctx: RouteContext, spoolRoot: string): void {
   const config = { scope: 'submit' } as const;
 
-  app.delete<{ Params: { id: string } }>('/v1/requests/:id', { config }, async (req, reply) => {
+  app.delete<{ Params: { id: string } }>('/v1/requests/:id', { config, schema: cancelSchema }, async (req, reply) => {
     const { id } = req.params;
     const tenant = req.principal.tenant;
     if (!isRequestId(id)) throw Errors.notFound(`request ${id} does not exist`);

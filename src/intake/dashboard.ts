@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Authenticator } from '../http/auth.js';
 import { packageRoot } from '../package.js';
+import { dashboardAuthSchema, dashboardFileSchema } from './schemas.js';
 
 const FILES = [
   { route: '/dashboard', file: 'index.html', type: 'text/html; charset=utf-8' },
@@ -24,13 +25,13 @@ const SECURITY_HEADERS = {
 };
 
 export function registerDashboard(app: FastifyInstance, auth: Authenticator, dir = join(packageRoot, 'web', 'dashboard')): void {
-  const open = { config: { scope: 'public' } } as const;
+  const config = { scope: 'public' } as const;
   // Whether the page must ask for a key: it then never sends a request it knows will be refused.
   // Public, and no secret: any data endpoint answering 401 tells the same.
-  app.get('/dashboard/auth', open, async () => ({ key_required: auth.enabled }));
+  app.get('/dashboard/auth', { config, schema: dashboardAuthSchema }, async () => ({ key_required: auth.enabled }));
   for (const f of FILES) {
     const body = readFileSync(join(dir, f.file));
-    app.get(f.route, open, async (_req, reply) => {
+    app.get(f.route, { config, schema: dashboardFileSchema(f.file, f.type) }, async (_req, reply) => {
       void reply.headers({ ...SECURITY_HEADERS, 'content-type': f.type });
       return reply.send(body);
     });

@@ -22,16 +22,17 @@ async function schemaOf(store: Store | null): Promise<{ current: number; latest:
     clearTimeout(timer);
   }
 }
+import { clusterSchema, healthzSchema, metricsSchema, readyzSchema } from './schemas.js';
 
 export function registerHealthRoutes(app: FastifyInstance, ctx: RouteContext): void {
   // The load balancer's checks need no key; metrics need the admin scope once keys exist.
-  const open = { config: { scope: 'public' } } as const;
+  const open = { scope: 'public' } as const;
 
-  app.get('/healthz', open, async () => ({ status: 'ok', node: ctx.nodeId }));
+  app.get('/healthz', { config: open, schema: healthzSchema }, async () => ({ status: 'ok', node: ctx.nodeId }));
 
   // ?role=ingest (the default): this node takes POST /v1/requests; ?role=work: it serves the
   // processing API and reads requests (save mode). One backend per role in the load balancer.
-  app.get<{ Querystring: { role?: string } }>('/readyz', open, async (req, reply) => {
+  app.get<{ Querystring: { role?: string } }>('/readyz', { config: open, schema: readyzSchema }, async (req, reply) => {
     const role = req.query.role ?? 'ingest';
     if (role !== 'ingest' && role !== 'work') throw Errors.badRequest('role must be ingest or work');
     const r = ctx.readiness(role);
@@ -41,9 +42,9 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: RouteContext): v
 
   // The cluster as this node sees it: nodes, modes, leader, backlog, running totals (the admin
   // scope), and the database's schema as this node's store reads it (null in receive mode).
-  app.get('/v1/cluster', { config: { scope: 'admin' } }, async () => ({ ...ctx.cluster(), schema: await schemaOf(ctx.store()) }));
+  app.get('/v1/cluster', { config: { scope: 'admin' }, schema: clusterSchema }, async () => ({ ...ctx.cluster(), schema: await schemaOf(ctx.store()) }));
 
-  app.get('/metrics', { config: { scope: 'admin' } }, async (_req, reply) => {
+  app.get('/metrics', { config: { scope: 'admin' }, schema: metricsSchema }, async (_req, reply) => {
     void reply.header('content-type', ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });

@@ -16,6 +16,7 @@ import { RecentKeys } from './idempotency.js';
 import { newRequestId } from './ids.js';
 import { validateIdempotencyKey, validateNewRequest, withDelay } from './validate.js';
 import { preferredWaitS, queryWaitS, waitForCompletion } from './wait.js';
+import { readSchema, submitSchema } from './schemas.js';
 
 export function registerRequestRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const recent = new RecentKeys();
@@ -23,7 +24,7 @@ export function registerRequestRoutes(app: FastifyInstance, ctx: RouteContext): 
   // A client's own requests: the submit scope, within the key's tenant.
   const config = { scope: 'submit' } as const;
 
-  app.post('/v1/requests', { config }, async (req, reply) => {
+  app.post('/v1/requests', { config, schema: submitSchema }, async (req, reply) => {
     try {
       const spool = ctx.spool();
       if (!spool) throw Errors.notAccepting(`node ${ctx.nodeId} does not accept requests in its current mode`);
@@ -76,7 +77,7 @@ export function registerRequestRoutes(app: FastifyInstance, ctx: RouteContext): 
     }
   });
 
-  app.get<{ Params: { id: string }; Querystring: { wait?: string } }>('/v1/requests/:id', { config }, async (req) => {
+  app.get<{ Params: { id: string }; Querystring: { wait?: string } }>('/v1/requests/:id', { config, schema: readSchema }, async (req) => {
     const store = ctx.store();
     if (!store) throw Errors.notSaveMode(`node ${ctx.nodeId} does not read the database in its current mode; ask a save-mode node`);
     const { id } = req.params;

@@ -12,6 +12,8 @@ import { registerCancelRoute } from '../intake/cancel.js';
 import { registerWorkRoutes } from '../work/routes.js';
 import { registerCallbackRoutes } from '../callbacks/routes.js';
 import { registerDashboard } from '../intake/dashboard.js';
+import { registerOpenApi } from '../http/openapi.js';
+import { packageVersion } from '../package.js';
 
 export interface ServerOptions extends HttpLimits {
   bodyLimitBytes: number;
@@ -72,6 +74,8 @@ export async function buildServer(ctx: RouteContext, auth: Authenticator, opts: 
     void reply.code(404).send(errorBody(Errors.routeNotFound(`no route ${req.method} ${req.url.split('?')[0]}`)));
   });
 
+  // The document generator learns every route as it is added: it comes first.
+  await registerOpenApi(app, packageVersion);
   registerAuth(app, auth);
   registerHealthRoutes(app, ctx);
   registerRequestRoutes(app, ctx);

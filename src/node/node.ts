@@ -141,7 +141,7 @@ export class IntakeNode {
       }
       const idSecret = await loadIdSecret(c.spool);
       this.idSecret = idSecret;
-      this.secrets = await loadSecrets(c.spool);
+      this.secrets = await loadSecrets(c.spool, c);
       this.seq = await register(c.spool, c.nodeId);
       const target = await this.control.initialMode();
       try {

@@ -9,6 +9,7 @@ import type { RouteContext, WorkRole } from '../http/context.js';
 import { isRequestId } from '../http/ids.js';
 import { refuseUnstorable } from '../http/unstorable.js';
 import type { ClaimedWork, CompleteItem, LeaseItem, LeaseOutcome } from '../store/store.js';
+import { claimSchema, completeBatchSchema, completeSchema, extendSchema, releaseBatchSchema, releaseSchema } from './schemas.js';
 
 const MAX_CLAIM = 1000;
 /** Items of one batch complete or release at most. */
@@ -124,7 +125,7 @@ export function registerWorkRoutes(app: FastifyInstance, ctx: RouteContext): voi
   // Every route here needs the process scope; the tenant comes from the caller's key.
   const config = { scope: 'process' } as const;
 
-  app.post('/v1/work/claim', { config }, async (req) => {
+  app.post('/v1/work/claim', { config, schema: claimSchema }, async (req) => {
     const w = work();
     const b = object(req.body);
     const limit = intIn(b.limit, 'limit', 1, MAX_CLAIM, 1);
@@ -138,7 +139,7 @@ export function registerWorkRoutes(app: FastifyInstance, ctx: RouteContext): voi
     return { items: items.map(present) };
   });
 
-  app.post<{ Params: { id: string } }>('/v1/work/:id/complete', { config }, async (req) => {
+  app.post<{ Params: { id: string } }>('/v1/work/:id/complete', { config, schema: completeSchema }, async (req) => {
     const w = work();
     const b = object(req.body);
     const t = token(b);
@@ -150,7 +151,7 @@ export function registerWorkRoutes(app: FastifyInstance, ctx: RouteContext): voi
     return { id, status: 'completed' };
   });
 
-  app.post('/v1/work/complete', { config }, async (req) => {
+  app.post('/v1/work/complete', { config, schema: completeBatchSchema }, async (req) => {
     const w = work();
     const items = batchItems(req.body, true).map((it) => completion(req.principal.tenant, it.id, it.leaseToken, it.result));
     const answer = await perItem(items, (valid) => w.complete(valid), 'completed');
@@ -158,7 +159,7 @@ export function registerWorkRoutes(app: FastifyInstance, ctx: RouteContext): voi
     return answer;
   });
 
-  app.post<{ Params: { id: string } }>('/v1/work/:id/release', { config }, async (req) => {
+  app.post<{ Params: { id: string } }>('/v1/work/:id/release', { config, schema: releaseSchema }, async (req) => {
     const w = work();
     const b = object(req.body);
     const id = requestId(req.params.id);
@@ -167,13 +168,13 @@ export function registerWorkRoutes(app: FastifyInstance, ctx: RouteContext): voi
     return { id, status: 'pending' };
   });
 
-  app.post('/v1/work/release', { config }, async (req) => {
+  app.post('/v1/work/release', { config, schema: releaseBatchSchema }, async (req) => {
     const w = work();
     const items = batchItems(req.body, false).map((it) => ({ id: it.id, tenant: req.principal.tenant, leaseToken: it.leaseToken }));
     return perItem(items, (valid) => w.release(valid), 'pending');
   });
 
-  app.post<{ Params: { id: string } }>('/v1/work/:id/extend', { config }, async (req) => {
+  app.post<{ Params: { id: string } }>('/v1/work/:id/extend', { config, schema: extendSchema }, async (req) => {
     const w = work();
     const b = object(req.body);
     const leaseMs = intIn(b.lease_seconds, 'lease_seconds', 1, MAX_LEASE_S, 60) * 1000;

@@ -213,10 +213,10 @@ describe('abuse limits: configuration', () => {
     try {
       const base = ['start', '--port', '0', '--spool', join(tmp.path, 'spool'), '--db', `sqlite:${join(tmp.path, 'intake.db')}`];
       const bad: [string[], RegExp][] = [
-        [['--headers-timeout-ms', '5000', '--request-timeout-ms', '1000'], /headersTimeoutMs \(5000\) must not be above requestTimeoutMs \(1000\)/],
-        [['--max-json-depth', '0'], /maxJsonDepth must be an integer from 1 to 512/],
-        [['--max-header-count', '5000'], /maxHeaderCount must be an integer from 8 to 1000/],
-        [['--max-connections', 'lots'], /maxConnections must be an integer/],
+        [['--headers-timeout-ms', '5000', '--request-timeout-ms', '1000'], /--headers-timeout-ms \(INTAKE_HEADERS_TIMEOUT_MS\) \(5000\) must not be above --request-timeout-ms \(INTAKE_REQUEST_TIMEOUT_MS\) \(1000\)/],
+        [['--max-json-depth', '0'], /--max-json-depth \(INTAKE_MAX_JSON_DEPTH\) must be an integer from 1 to 512/],
+        [['--max-header-count', '5000'], /--max-header-count \(INTAKE_MAX_HEADER_COUNT\) must be an integer from 8 to 1000/],
+        [['--max-connections', 'lots'], /--max-connections \(INTAKE_MAX_CONNECTIONS\) must be an integer/],
       ];
       for (const [args, message] of bad) {
         const r = await runCli([...base, ...args]);
@@ -225,7 +225,7 @@ describe('abuse limits: configuration', () => {
       }
       const env = await runCli(base, { env: { INTAKE_MAX_HEADER_BYTES: '10' } });
       assert.equal(env.code, 1);
-      assert.match(env.stderr, /maxHeaderBytes must be an integer from 1024/);
+      assert.match(env.stderr, /INTAKE_BAD_CONFIG: --max-header-bytes \(INTAKE_MAX_HEADER_BYTES\) must be an integer from 1024/);
     } finally {
       tmp.cleanup();
     }
