@@ -382,16 +382,16 @@ export async function runCrashTest(t: { diagnostic(msg: string): void }, target:
   assert.deepEqual(r.client.wrongAnswers, [], 'answers a correct node never gives');
   assert.deepEqual(r.leftover, [], 'segments left in the spool after the final drain');
   assertNoLossNoDuplicate(r.report);
-  // The last node took every retry: every key sent was acknowledged, and is stored once.
-  assert.equal(r.report.acked, r.report.sent, 'every key sent was acknowledged in the end');
-  assert.equal(r.report.stored, r.report.sent, 'one row per key sent');
-  assert.ok(r.report.acked >= CRASH_MIN_ACKED, `only ${r.report.acked} requests acknowledged: too few for the test to mean much`);
-  assert.equal(r.finalExitCode, 0, 'the final node stopped cleanly');
   const books = await assertBooksBalance(t, spool, target.url);
   // Every acknowledged key has at least one record (more when a retry was written again), and
   // the database's distinct ids are exactly the keys stored.
   assert.ok(books.total.accepted >= r.report.acked, `verify counts ${books.total.accepted} accepted records, the client had ${r.report.acked} acknowledged`);
   assert.equal(books.database.rows, r.report.stored, 'verify sees the rows the checker read');
+  // The last node took every retry: every key sent was acknowledged, and is stored once.
+  assert.equal(r.report.acked, r.report.sent, 'every key sent was acknowledged in the end');
+  assert.equal(r.report.stored, r.report.sent, 'one row per key sent');
+  assert.ok(r.report.acked >= CRASH_MIN_ACKED, `only ${r.report.acked} requests acknowledged: too few for the test to mean much`);
+  assert.equal(r.finalExitCode, 0, 'the final node stopped cleanly');
   return r;
 }
 
