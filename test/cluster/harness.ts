@@ -12,6 +12,7 @@ import { freePort, ROLE_BACKENDS, startHaproxy, type Haproxy, type HaproxyStat }
 import { sleep } from '../helpers/http.js';
 import { startPostgres, type PgServer } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/tmp.js';
+import { localSpoolDirs, type SpoolDirs } from '../helpers/gluster.js';
 import { segmentFiles, type KeyedRow } from '../chaos/checker.js';
 import type { Mode } from '../../src/config.js';
 
@@ -145,7 +146,10 @@ export interface Cluster {
   dir: string;
   /** A snapshot of the current build (bin/intake.js inside), which nodes run unless told otherwise. */
   build: string;
+  /** The spool root as the test and the operator CLI see it. */
   spool: string;
+  /** Each node's view of it (the same folder, or its own mount of a shared file system). */
+  spools: SpoolDirs;
   db: string;
   pg: PgServer;
   haproxy: Haproxy;
@@ -178,12 +182,17 @@ export interface ClusterOptions {
   modes?: Record<string, Mode>;
   /** Environment for every node on top of the test's own (say INTAKE_CALLBACK_ALLOW_CIDRS). */
   env?: Record<string, string>;
+  /** Where each node finds the spool (default: one local folder for all, `<dir>/spool`); `spool` is the operator's view. */
+  spools?: SpoolDirs;
+  /** How long a starting node may take to answer /healthz (default 20 s; a node on a network file system makes many round trips before it listens). */
+  startTimeoutMs?: number;
 }
 
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const tmp = tempDir(o.prefix);
   const dir = tmp.path;
-  const spool = join(dir, 'spool');
+  const spools = o.spools ?? localSpoolDirs(join(dir, 'spool'));
+  const spool = spools.operator;
   mkdirSync(join(dir, 'logs'), { recursive: true });
   mkdirSync(join(dir, 'run'), { recursive: true });
   const nodes = new Map<string, ClusterNode>();
@@ -255,7 +264,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     haproxy = await startHaproxy({ servers: [...nodes.values()].map((n) => ({ name: n.id, port: n.port })) });
 
     const modeOf = (id: string): Mode => o.modes?.[id] ?? 'both';
-    const nodeArgs = (id: string) => ['start', '--port', String(node(id).port), '--node-id', id, '--spool', spool, '--db', db, '--mode', modeOf(id), ...NODE_FLAGS];
+    const nodeArgs = (id: string) => ['start', '--port', String(node(id).port), '--node-id', id, '--spool', spools.forNode(id), '--db', db, '--mode', modeOf(id), ...NODE_FLAGS];
 
     const pool = new pg.Pool({ connectionString: db, max: 2 });
     let closing: Promise<void> | null = null;
@@ -267,6 +276,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       dir,
       build,
       spool,
+      spools,
       db,
       pg: pg_,
       haproxy: hap,
@@ -298,7 +308,8 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
             n.proc = null;
           }
         });
-        const deadline = Date.now() + 20_000;
+        const startTimeoutMs = o.startTimeoutMs ?? 20_000;
+        const deadline = Date.now() + startTimeoutMs;
         for (;;) {
           if (exited) throw new Error(`node ${id} exited (${n.exits.at(-1)}) before it answered /healthz:\n${cluster.logTail(id)}`);
           const ok = await httpStatus(`http://127.0.0.1:${n.port}/healthz`).then(
@@ -306,7 +317,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
             () => false,
           );
           if (ok) break;
-          if (Date.now() > deadline) throw new Error(`node ${id} did not answer /healthz within 20 s:\n${cluster.logTail(id)}`);
+          if (Date.now() > deadline) throw new Error(`node ${id} did not answer /healthz within ${startTimeoutMs / 1000} s:\n${cluster.logTail(id)}`);
           await sleep(25);
         }
         n.upSince = performance.now();
@@ -333,7 +344,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         n.proc = null;
       },
       writeScripts() {
-        const ports = [...nodes.values()].map((n) => `    ${n.id}) port=${n.port} mode=${modeOf(n.id)} ;;`).join('\n');
+        const ports = [...nodes.values()].map((n) => `    ${n.id}) port=${n.port} mode=${modeOf(n.id)} spool=${spools.forNode(n.id)} ;;`).join('\n');
         const exports = Object.entries(o.env ?? {}).map(([k, v]) => `export ${k}='${v.replace(/'/g, `'\\''`)}'\n`).join('');
         const start = join(dir, 'start-node.sh');
         const stop = join(dir, 'stop-node.sh');
@@ -349,7 +360,7 @@ ${ports}
     *) echo "start-node: unknown node $node" >&2; exit 2 ;;
 esac
 cd ${dir}
-${exports}${process.execPath} "$build/bin/intake.js" start --port "$port" --node-id "$node" --spool ${spool} --db ${db} --mode "$mode" ${flags} \\
+${exports}${process.execPath} "$build/bin/intake.js" start --port "$port" --node-id "$node" --spool "$spool" --db ${db} --mode "$mode" ${flags} \\
   >> ${join(dir, 'logs')}/"$node".log 2>&1 < /dev/null &
 echo $! > ${join(dir, 'run')}/"$node".pid
 echo "start-node: $node started from $build (pid $!, port $port)"
