@@ -112,9 +112,11 @@ export function checkMount(m: MountEntry, limits: CheckLimits, glusterArgs: stri
     if (acMs > limitMs) {
       w.push({ code: MountCodes.cache, message: `${where} caches attributes up to ${acMs / 1000} s: another node may see a lock's mtime or a heartbeat that old, over the ${limitMs} ms this configuration allows (--lock-stale-ms/4, --dead-after-ms/3); mount with actimeo=1 (or lower), or raise --lock-stale-ms and --dead-after-ms` });
     }
+    // A name looked up a moment ago is trusted while cached: then a writer does not see that a
+    // taker renamed its open segment (spool-format.md), nor a node another's new file.
     const lookup = m.options.get('lookupcache');
-    if (lookup === undefined || lookup === 'all') {
-      w.push({ code: MountCodes.cache, message: `${where} caches failed lookups (lookupcache=all, the default): a file another node just made (keys, desired mode, a sealed segment) can stay invisible here for up to acdirmax; mount with lookupcache=positive` });
+    if (lookup !== 'none' && acMs > 0) {
+      w.push({ code: MountCodes.cache, message: `${where} caches lookups (lookupcache=${lookup ?? 'all'}) with attribute caching on: a rename or a new file by another node (a takeover of this node's segment, new keys) can stay unseen here; mount with lookupcache=none (or actimeo=0)` });
     }
   }
   if (m.fsType === 'fuse.glusterfs' && glusterArgs) {

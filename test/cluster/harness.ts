@@ -186,6 +186,8 @@ export interface ClusterOptions {
   spools?: SpoolDirs;
   /** How long a starting node may take to answer /healthz (default 20 s; a node on a network file system makes many round trips before it listens). */
   startTimeoutMs?: number;
+  /** Flags after NODE_FLAGS for every node (the later flag wins), say longer lock and dead times on a network file system. */
+  nodeFlags?: string[];
 }
 
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
@@ -264,7 +266,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     haproxy = await startHaproxy({ servers: [...nodes.values()].map((n) => ({ name: n.id, port: n.port })) });
 
     const modeOf = (id: string): Mode => o.modes?.[id] ?? 'both';
-    const nodeArgs = (id: string) => ['start', '--port', String(node(id).port), '--node-id', id, '--spool', spools.forNode(id), '--db', db, '--mode', modeOf(id), ...NODE_FLAGS];
+    const nodeArgs = (id: string) => ['start', '--port', String(node(id).port), '--node-id', id, '--spool', spools.forNode(id), '--db', db, '--mode', modeOf(id), ...NODE_FLAGS, ...(o.nodeFlags ?? [])];
 
     const pool = new pg.Pool({ connectionString: db, max: 2 });
     let closing: Promise<void> | null = null;
@@ -348,7 +350,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         const exports = Object.entries(o.env ?? {}).map(([k, v]) => `export ${k}='${v.replace(/'/g, `'\\''`)}'\n`).join('');
         const start = join(dir, 'start-node.sh');
         const stop = join(dir, 'stop-node.sh');
-        const flags = NODE_FLAGS.join(' ');
+        const flags = [...NODE_FLAGS, ...(o.nodeFlags ?? [])].join(' ');
         writeFileSync(
           start,
           `#!/usr/bin/env bash

@@ -25,6 +25,10 @@ export interface KillScenario {
   spools?: (nodes: string[]) => SpoolDirs;
   /** How long a (re)starting node may take to answer /healthz (the harness's default: 20 s). */
   startTimeoutMs?: number;
+  /** How long to wait for a node that may be killed (the others up, it restarted); default 30 s. */
+  killWaitMs?: number;
+  /** Flags for every node on top of the harness's NODE_FLAGS. */
+  nodeFlags?: string[];
 }
 
 let cluster: Cluster | null = null;
@@ -41,7 +45,7 @@ export async function runKillScenario(t: TestContext, o: KillScenario): Promise<
   const rand = prng(seed);
   const restarts: Promise<void>[] = [];
   try {
-    cluster = await startCluster({ nodes: NODES, prefix: 'intake-kill-', spools: o.spools?.(NODES), startTimeoutMs: o.startTimeoutMs });
+    cluster = await startCluster({ nodes: NODES, prefix: 'intake-kill-', spools: o.spools?.(NODES), startTimeoutMs: o.startTimeoutMs, nodeFlags: o.nodeFlags });
     const c = cluster;
     for (const id of NODES) await c.startNode(id);
     await c.waitAllUp();
@@ -87,14 +91,15 @@ export async function runKillScenario(t: TestContext, o: KillScenario): Promise<
       // Any node may be the victim, once it runs and another one has been up for a while.
       const victim = NODES[Math.floor(rand() * NODES.length)]!;
       const canKill = () => !restarting.has(victim) && upFor(victim) >= 0 && NODES.some((o) => o !== victim && upFor(o) >= OTHER_UP_MS);
-      const deadline = performance.now() + 30_000;
+      const killWaitMs = o.killWaitMs ?? 30_000;
+      const deadline = performance.now() + killWaitMs;
       while (!canKill() && performance.now() < deadline) {
         await sleep(50);
         supervise();
       }
       if (!canKill()) {
         const why = [...restartErrors, ...NODES.flatMap((id) => c.nodes.get(id)!.selfExits)];
-        throw new Error(`node ${victim} could not be killed safely within 30 s:\n${why.join('\n')}`);
+        throw new Error(`node ${victim} could not be killed safely within ${killWaitMs / 1000} s:\n${why.join('\n')}`);
       }
       const pause = Math.round(300 + rand() * 500);
       restarting.add(victim);
@@ -118,6 +123,7 @@ export async function runKillScenario(t: TestContext, o: KillScenario): Promise<
     const report = checkDelivery({ acked: client.acked, sent: client.sent, rows: drained.rows });
     const figures = {
       storage: c.spools.kind,
+      nodeFlags: (o.nodeFlags ?? []).join(' '),
       seed,
       kills,
       sent: client.sent.size,

@@ -62,6 +62,8 @@ export interface UpgradeScenario {
   spools?: (nodes: string[]) => SpoolDirs;
   /** How long a (re)starting node may take to answer /healthz (the harness's default: 20 s). */
   startTimeoutMs?: number;
+  /** Flags for every node on top of the harness's NODE_FLAGS. */
+  nodeFlags?: string[];
 }
 
 let cluster: Cluster | null = null;
@@ -75,14 +77,16 @@ export async function closeUpgradeScenario(): Promise<void> {
 
 export async function runUpgradeScenario(t: TestContext, o: UpgradeScenario): Promise<void> {
   try {
-    cluster = await startCluster({ nodes: NODES, prefix: 'intake-upgrade-', spools: o.spools?.(NODES), startTimeoutMs: o.startTimeoutMs });
+    cluster = await startCluster({ nodes: NODES, prefix: 'intake-upgrade-', spools: o.spools?.(NODES), startTimeoutMs: o.startTimeoutMs, nodeFlags: o.nodeFlags });
     const c = cluster;
     const { dir: build2, schema: newSchema } = makeSecondBuild(c.build, join(c.dir, 'build2'), VERSION);
     for (const id of NODES) await c.startNode(id); // the current build (a snapshot of it)
     await c.waitAllUp();
     const { start, stop } = c.writeScripts();
     const intake2 = `${process.execPath} ${join(build2, 'bin', 'intake.js')}`;
-    const env = { INTAKE_DB: c.db, INTAKE_SPOOL: c.spool, INTAKE_DEAD_AFTER_MS: '1500' };
+    // The operator CLI judges liveness as the nodes do (the later --dead-after-ms wins, as for a node).
+    const flags = ['--dead-after-ms', '1500', ...(o.nodeFlags ?? [])];
+    const env = { INTAKE_DB: c.db, INTAKE_SPOOL: c.spool, INTAKE_DEAD_AFTER_MS: flags[flags.lastIndexOf('--dead-after-ms') + 1]! };
 
     client = new LoadClient({ url: c.haproxy.url, rate: o.rate, concurrency: CONCURRENCY });
     client.start();
@@ -111,6 +115,7 @@ export async function runUpgradeScenario(t: TestContext, o: UpgradeScenario): Pr
     const report = checkDelivery({ acked: client.acked, sent: client.sent, rows: drained.rows });
     const figures = {
       storage: c.spools.kind,
+      nodeFlags: (o.nodeFlags ?? []).join(' '),
       sent: client.sent.size,
       acked: client.acked.size,
       stored: report.stored,

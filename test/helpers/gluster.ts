@@ -47,6 +47,8 @@ export interface GlusterVolume {
   name: string;
   /** Mount points of the one volume: mounts[0] is the operator's (the test's), the others the nodes'. */
   mounts: string[];
+  /** One more mount of the volume with these mount options ('' for GlusterFS's defaults); unmounted by close(). */
+  mount(mountOptions: string): Promise<string>;
   /** A fresh folder `sub` on the volume: node i of `nodes` sees it through mounts[i + 1]. */
   spoolDirs(sub: string, nodes: string[]): SpoolDirs;
   /** Unmount, stop and delete the volume, remove its folders (and stop glusterd if we started it). Idempotent. */
@@ -162,18 +164,20 @@ export async function startGlusterVolume(o: { mounts: number; options?: Record<s
     created = true;
     for (const [k, v] of Object.entries(o.options ?? GLUSTER_VOLUME_OPTIONS)) await gluster(['volume', 'set', name, k, v]);
     await gluster(['volume', 'start', name]);
-    for (let i = 0; i < o.mounts; i++) {
-      const m = join(tmp.path, `mnt${i}`);
+    const mountOne = async (mountOptions: string): Promise<string> => {
+      const m = join(tmp.path, `mnt${mounts.length}`);
       mkdirSync(m);
       mounts.push(m);
-      const mountOptions = o.mountOptions ?? GLUSTER_MOUNT_OPTIONS;
       await must('mount', ['-t', 'glusterfs', ...(mountOptions ? ['-o', mountOptions] : []), `localhost:/${name}`, m]);
       const fs = mountedFs().get(m);
       if (fs !== 'fuse.glusterfs') throw new Error(`GlusterFS test volume: ${m} is ${fs ?? 'not mounted'} after mount -t glusterfs`);
-    }
+      return m;
+    };
+    for (let i = 0; i < o.mounts; i++) await mountOne(o.mountOptions ?? GLUSTER_MOUNT_OPTIONS);
     return {
       name,
       mounts,
+      mount: mountOne,
       spoolDirs(sub, nodes) {
         if (nodes.length + 1 > mounts.length) throw new Error(`${nodes.length} nodes need ${nodes.length + 1} mounts; the volume has ${mounts.length}`);
         mkdirSync(join(mounts[0]!, sub), { recursive: true });

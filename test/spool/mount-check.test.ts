@@ -10,7 +10,7 @@ const LIMITS = { lockStaleMs: 10_000, deadAfterMs: 3000 }; // the defaults: at m
 
 const MOUNTINFO = [
   '26 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw,errors=remount-ro',
-  '40 26 0:45 / /mnt/good rw,relatime shared:20 - nfs4 nas:/intake rw,vers=4.2,rsize=1048576,wsize=1048576,namlen=255,acregmin=1,acregmax=1,acdirmin=1,acdirmax=1,hard,proto=tcp,timeo=600,retrans=2,sec=sys,clientaddr=10.0.0.2,lookupcache=pos,local_lock=none,addr=10.0.0.1',
+  '40 26 0:45 / /mnt/good rw,relatime shared:20 - nfs4 nas:/intake rw,vers=4.2,rsize=1048576,wsize=1048576,namlen=255,acregmin=1,acregmax=1,acdirmin=1,acdirmax=1,hard,proto=tcp,timeo=600,retrans=2,sec=sys,clientaddr=10.0.0.2,lookupcache=none,local_lock=none,addr=10.0.0.1',
   '41 26 0:46 / /mnt/soft rw,relatime shared:21 - nfs4 nas:/intake rw,vers=4.1,rsize=1048576,wsize=1048576,namlen=255,acregmin=1,acregmax=1,acdirmin=1,acdirmax=1,soft,proto=tcp,timeo=600,retrans=2,sec=sys,clientaddr=10.0.0.2,lookupcache=none,local_lock=none,addr=10.0.0.1',
   '42 26 0:47 / /mnt/defaults rw,relatime shared:22 - nfs4 nas:/intake rw,vers=4.2,rsize=1048576,wsize=1048576,namlen=255,hard,proto=tcp,timeo=600,retrans=2,sec=sys,clientaddr=10.0.0.2,local_lock=none,addr=10.0.0.1',
   '43 26 0:48 / /mnt/v3 rw,relatime shared:23 - nfs nas:/intake rw,vers=3,rsize=1048576,wsize=1048576,namlen=255,noac,hard,nolock,proto=tcp,timeo=600,retrans=2,sec=sys,mountaddr=10.0.0.1,mountvers=3,mountport=20048,mountproto=udp,lookupcache=pos,local_lock=all,addr=10.0.0.1',
@@ -38,7 +38,7 @@ test('mountinfo is parsed: mount point (octal escapes undone), type, source, bot
   assert.equal(at('/srv/intake').fsType, 'ext4');
 });
 
-test('NFS 4.2, hard, actimeo=1, lookupcache=positive: no warning; nolock or local_lock do not matter (no POSIX locks on the spool)', () => {
+test('NFS 4.2, hard, actimeo=1, lookupcache=none: no warning; nolock or local_lock do not matter (no POSIX locks on the spool)', () => {
   assert.deepEqual(codes('/mnt/good/spool'), []);
 });
 
@@ -46,17 +46,17 @@ test('NFS soft: INTAKE_SPOOL_MOUNT_SOFT', () => {
   assert.deepEqual(codes('/mnt/soft/spool'), [MountCodes.soft]);
 });
 
-test('NFS with the default attribute and lookup caches: INTAKE_SPOOL_MOUNT_CACHE twice (60 s attributes, negative lookups)', () => {
+test('NFS with the default attribute and lookup caches: INTAKE_SPOOL_MOUNT_CACHE twice (60 s attributes, cached lookups)', () => {
   const w = checkMount(at('/mnt/defaults/spool'), LIMITS);
   assert.deepEqual(w.map((x) => x.code), [MountCodes.cache, MountCodes.cache]);
   assert.match(w[0]!.message, /60 s/);
-  assert.match(w[1]!.message, /lookupcache=positive/);
+  assert.match(w[1]!.message, /lookupcache=none/);
   // With longer lock and dead times a 1 s cache is fine, a 60 s one still is not.
   assert.deepEqual(codes('/mnt/good/spool'), []);
   assert.equal(checkMount(at('/mnt/good/spool'), { lockStaleMs: 2000, deadAfterMs: 1500 }).length, 1, 'a 1 s cache is too long for a 2 s lock stale time');
 });
 
-test('NFS version 3: INTAKE_SPOOL_MOUNT_NFS_VERSION (noac and nolock alone are fine)', () => {
+test('NFS version 3: INTAKE_SPOOL_MOUNT_NFS_VERSION (noac makes lookupcache=pos safe; nolock does not matter)', () => {
   assert.deepEqual(codes('/mnt/v3/spool'), [MountCodes.nfsVersion]);
 });
 
