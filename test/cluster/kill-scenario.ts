@@ -29,6 +29,10 @@ export interface KillScenario {
   killWaitMs?: number;
   /** Flags for every node on top of the harness's NODE_FLAGS. */
   nodeFlags?: string[];
+  /** Environment for every node. */
+  env?: Record<string, string>;
+  /** How long the final drain may take (default 60 s). */
+  drainTimeoutMs?: number;
 }
 
 let cluster: Cluster | null = null;
@@ -45,7 +49,7 @@ export async function runKillScenario(t: TestContext, o: KillScenario): Promise<
   const rand = prng(seed);
   const restarts: Promise<void>[] = [];
   try {
-    cluster = await startCluster({ nodes: NODES, prefix: 'intake-kill-', spools: o.spools?.(NODES), startTimeoutMs: o.startTimeoutMs, nodeFlags: o.nodeFlags });
+    cluster = await startCluster({ nodes: NODES, prefix: 'intake-kill-', spools: o.spools?.(NODES), startTimeoutMs: o.startTimeoutMs, nodeFlags: o.nodeFlags, env: o.env });
     const c = cluster;
     for (const id of NODES) await c.startNode(id);
     await c.waitAllUp();
@@ -118,12 +122,13 @@ export async function runKillScenario(t: TestContext, o: KillScenario): Promise<
     await sleep(1500); // load on the whole cluster again
     await client.stop(60_000);
 
-    const drained = await c.waitDrained(60_000);
+    const drained = await c.waitDrained(o.drainTimeoutMs ?? 60_000);
     const selfExits = NODES.flatMap((id) => c.nodes.get(id)!.selfExits);
     const report = checkDelivery({ acked: client.acked, sent: client.sent, rows: drained.rows });
     const figures = {
       storage: c.spools.kind,
       nodeFlags: (o.nodeFlags ?? []).join(' '),
+      env: o.env ?? {},
       seed,
       kills,
       sent: client.sent.size,

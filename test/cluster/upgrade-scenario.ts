@@ -64,6 +64,10 @@ export interface UpgradeScenario {
   startTimeoutMs?: number;
   /** Flags for every node on top of the harness's NODE_FLAGS. */
   nodeFlags?: string[];
+  /** Environment for every node. */
+  env?: Record<string, string>;
+  /** How long the final drain may take (default 60 s). */
+  drainTimeoutMs?: number;
 }
 
 let cluster: Cluster | null = null;
@@ -77,7 +81,7 @@ export async function closeUpgradeScenario(): Promise<void> {
 
 export async function runUpgradeScenario(t: TestContext, o: UpgradeScenario): Promise<void> {
   try {
-    cluster = await startCluster({ nodes: NODES, prefix: 'intake-upgrade-', spools: o.spools?.(NODES), startTimeoutMs: o.startTimeoutMs, nodeFlags: o.nodeFlags });
+    cluster = await startCluster({ nodes: NODES, prefix: 'intake-upgrade-', spools: o.spools?.(NODES), startTimeoutMs: o.startTimeoutMs, nodeFlags: o.nodeFlags, env: o.env });
     const c = cluster;
     const { dir: build2, schema: newSchema } = makeSecondBuild(c.build, join(c.dir, 'build2'), VERSION);
     for (const id of NODES) await c.startNode(id); // the current build (a snapshot of it)
@@ -111,11 +115,12 @@ export async function runUpgradeScenario(t: TestContext, o: UpgradeScenario): Pr
     await client.stop(60_000);
     t.diagnostic(`rolling-upgrade.sh exited ${up.code} after ${(up.ms / 1000).toFixed(1)} s:\n${up.output.trimEnd()}`);
 
-    const drained = await c.waitDrained(up.code === 0 ? 60_000 : 5_000); // a failed run leaves the nodes in receive mode
+    const drained = await c.waitDrained(up.code === 0 ? (o.drainTimeoutMs ?? 60_000) : 5_000); // a failed run leaves the nodes in receive mode
     const report = checkDelivery({ acked: client.acked, sent: client.sent, rows: drained.rows });
     const figures = {
       storage: c.spools.kind,
       nodeFlags: (o.nodeFlags ?? []).join(' '),
+      env: o.env ?? {},
       sent: client.sent.size,
       acked: client.acked.size,
       stored: report.stored,
