@@ -591,12 +591,15 @@ export class LoadClient {
   }
 
   private async sendKey(key: string): Promise<void> {
+    // One body per key, sent again as it was on every retry: a retry with another body under the
+    // same Idempotency-Key is a new request, which the node that saw the first refuses (422).
+    const body = JSON.stringify({ payload: { key, at: Date.now() }, callback_url: 'https://example.com/hook', metadata: { test: 'cluster' } });
     this.inFlight++;
     this.sent.add(key);
     const t0 = performance.now();
     try {
       for (;;) {
-        const r = await this.attempt(key);
+        const r = await this.attempt(key, body);
         if (r.done) {
           this.maxKeyMs = Math.max(this.maxKeyMs, performance.now() - t0);
           return;
@@ -619,9 +622,8 @@ export class LoadClient {
   }
 
   /** One POST. done: the key is settled (202, or a 4xx that retrying will not change). */
-  private attempt(key: string): Promise<{ done: boolean; retryAfterMs?: number }> {
+  private attempt(key: string, body: string): Promise<{ done: boolean; retryAfterMs?: number }> {
     this.attempts++;
-    const body = JSON.stringify({ payload: { key, at: Date.now() }, callback_url: 'https://example.com/hook', metadata: { test: 'cluster' } });
     return new Promise((resolve) => {
       const req = request(
         `${this.o.url}/v1/requests`,
