@@ -77,8 +77,8 @@ describe('the cluster on GlusterFS, one mount per node', () => {
     await runKillScenario(t, { ...SCENARIO, kills: 8, killWaitMs: 120_000, spools: (nodes) => volume!.spoolDirs('kill', nodes) });
   });
 
-  test('rolling upgrade of 3 nodes behind HAProxy under load: nothing lost, nothing refused', { timeout: 420_000 }, async (t) => {
-    await runUpgradeScenario(t, { ...SCENARIO, spools: (nodes) => volume!.spoolDirs('upgrade', nodes) });
+  test('rolling upgrade of 3 nodes behind HAProxy under load: nothing lost, nothing refused', { timeout: 600_000 }, async (t) => {
+    await runUpgradeScenario(t, { ...SCENARIO, upgradeTimeoutMs: 300_000, spools: (nodes) => volume!.spoolDirs('upgrade', nodes) });
   });
 });
 

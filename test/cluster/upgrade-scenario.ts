@@ -68,6 +68,8 @@ export interface UpgradeScenario {
   env?: Record<string, string>;
   /** How long the final drain may take (default 60 s). */
   drainTimeoutMs?: number;
+  /** How long ops/rolling-upgrade.sh may run (default 150 s). */
+  upgradeTimeoutMs?: number;
 }
 
 let cluster: Cluster | null = null;
@@ -108,7 +110,7 @@ export async function runUpgradeScenario(t: TestContext, o: UpgradeScenario): Pr
         '--timeout', '60',
       ],
       env,
-      150_000,
+      o.upgradeTimeoutMs ?? 150_000,
     );
     const ackedDuring = client.acked.size - ackedBefore;
     await sleep(2000); // load continues on the upgraded cluster
