@@ -25,6 +25,7 @@ import { createMetrics, rateCounters, type Metrics } from '../metrics.js';
 import type { HeartbeatCounters } from '../cluster/heartbeat.js';
 import { packageVersion } from '../package.js';
 import { acquireNodeLock, type NodeLock } from '../spool/node-lock.js';
+import { checkSpoolMount } from '../spool/mount-check.js';
 import { CallbackRetrier } from '../callbacks/retrier.js';
 import type { RetryPolicy } from '../callbacks/policy.js';
 import { loadSecrets, type SecretSource } from '../callbacks/secrets.js';
@@ -132,6 +133,9 @@ export class IntakeNode {
       onCompromised: (err) => this.onLockLost(err),
     });
     try {
+      // Mount options under which other nodes see this spool late, or a write can be lost: say so once, at start.
+      const mounted = await checkSpoolMount(c.spool, { lockStaleMs: c.lockStaleMs, deadAfterMs: c.deadAfterMs });
+      for (const w of mounted.warnings) this.log.warn({ code: w.code, fsType: mounted.mount?.fsType, mountPoint: mounted.mount?.mountPoint }, w.message);
       this.auth.update(await readKeys(c.spool));
       // Safe by default: without keys a node is open, which only a loopback address makes safe.
       if (!this.auth.enabled && !isLoopback(c.host) && !c.insecureNoAuth) {

@@ -12,42 +12,41 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
-import { readHeartbeats, type Heartbeat } from '../../src/cluster/heartbeat.js';
 import { heartbeatPath } from '../../src/cluster/paths.js';
 import { decodeSegment, RecordKind } from '../../src/spool/format.js';
-import { listAllSegments, listSegments, quarantineDir } from '../../src/spool/layout.js';
-import { lockUpdateMs } from '../../src/spool/stale-locks.js';
-import { runCli, startDaemon, type Daemon } from '../helpers/daemon.js';
-import { get, post, sleep, waitFor } from '../helpers/http.js';
+import { listAllSegments, listSegments } from '../../src/spool/layout.js';
+import { runCli, type Daemon } from '../helpers/daemon.js';
+import { get, sleep, waitFor } from '../helpers/http.js';
 import { startPostgres, type PgServer } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/tmp.js';
+import { localSpoolDirs } from '../helpers/gluster.js';
+import {
+  assertAllStoredOnce,
+  dbCounts,
+  DEAD_AFTER_MS,
+  deadNodeTakeover,
+  heartbeatsByNode,
+  killAll,
+  killStartedNodes,
+  leaderDiesTakeover,
+  postAcked,
+  postRequest,
+  startNode,
+  takeoverLines,
+} from './takeover-scenario.js';
 
-const HEARTBEAT_MS = 200;
-const DEAD_AFTER_MS = 1500;
-const LOCK_STALE_MS = 2000;
 /** The issue's bound for a failover is 2x the dead time; this is the "little slack" on top. */
 const FAILOVER_SLACK_MS = 500;
-const FAST = [
-  '--heartbeat-ms', String(HEARTBEAT_MS),
-  '--dead-after-ms', String(DEAD_AFTER_MS),
-  '--lock-stale-ms', String(LOCK_STALE_MS),
-  '--stop-idle-ms', '200',
-  '--seal-after-ms', '200',
-  '--scan-interval-ms', '100',
-];
 
 const tmp = tempDir('intake-cluster-');
 let pgServer: PgServer;
 let spools = 0;
-/** Every node process this file starts, so the after hook can kill what a failed test left. */
-const started = new Set<Daemon>();
 
 before(async () => {
   pgServer = await startPostgres();
 });
 after(async () => {
-  await Promise.all([...started].map((d) => d.kill('SIGKILL')));
+  await killStartedNodes();
   await pgServer?.close();
   tmp.cleanup();
 });
@@ -57,29 +56,6 @@ after(async () => {
 
 function newSpool(): string {
   return join(tmp.path, `spool-${++spools}`);
-}
-
-async function migratedDb(): Promise<string> {
-  const url = await pgServer.createDatabase();
-  const m = await runCli(['migrate', '--db', url]);
-  assert.equal(m.code, 0, m.stderr);
-  return url;
-}
-
-async function startNode(spool: string, db: string, nodeId: string, mode: 'receive' | 'save' | 'both', extra: string[] = []): Promise<Daemon> {
-  // Later flags win in commander, so `extra` can override the fast defaults.
-  const d = await startDaemon({ spool, db, nodeId, mode, args: [...FAST, ...extra] });
-  started.add(d);
-  void d.exited.then(() => started.delete(d));
-  return d;
-}
-
-async function killAll(nodes: Daemon[]): Promise<void> {
-  await Promise.all(nodes.map((d) => d.kill('SIGKILL')));
-}
-
-async function heartbeatsByNode(spool: string): Promise<Map<string, Heartbeat>> {
-  return new Map((await readHeartbeats(spool)).map((h) => [h.node, h]));
 }
 
 interface StatusNode {
@@ -120,68 +96,15 @@ function modeCmd(spool: string, mode: string, target: string[], timeoutS = 20) {
   return runCli(['mode', mode, ...target, '--wait', '--timeout', String(timeoutS), '--spool', spool, '--dead-after-ms', String(DEAD_AFTER_MS), '--json']);
 }
 
-async function postRequest(node: Daemon, tag: string): Promise<{ status: number; id?: string; code?: string }> {
-  const r = await post(`${node.url}/v1/requests`, { payload: { tag }, callback_url: 'https://example.com/hook' });
-  return { status: r.status, id: r.status === 202 ? (r.body.id as string) : undefined, code: r.body?.error?.code as string | undefined };
-}
-
-/** `n` requests to `node`, all of which must be acknowledged; returns their ids. */
-async function postAcked(node: Daemon, n: number, tag: string, concurrency = 8): Promise<string[]> {
-  const ids: string[] = [];
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, n) }, async () => {
-      while (next < n) {
-        const i = next++;
-        const r = await postRequest(node, `${tag}-${i}`);
-        assert.equal(r.status, 202, `POST ${i} to ${node.nodeId}: ${r.status} ${r.code ?? ''}`);
-        ids.push(r.id!);
-      }
-    }),
-  );
-  return ids;
-}
-
-/** id -> number of rows with that id. */
-async function dbCounts(url: string): Promise<Map<string, number>> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    const rows = (await c.query<{ id: string; n: number }>('SELECT id::text AS id, count(*)::int AS n FROM requests GROUP BY id')).rows;
-    return new Map(rows.map((r) => [r.id, r.n]));
-  } finally {
-    await c.end();
-  }
-}
-
-/** Wait until every acked id is stored and the spool holds no segment; then check exactly once. */
-async function assertAllStoredOnce(url: string, spool: string, acked: string[], timeoutMs = 30_000): Promise<void> {
-  assert.equal(new Set(acked).size, acked.length, 'the node gave every acknowledged request its own id');
-  await waitFor(
-    `${acked.length} acknowledged ids in the database and an empty spool`,
-    async () => {
-      const rows = await dbCounts(url);
-      return acked.every((id) => rows.has(id)) && (await listAllSegments(spool)).length === 0;
-    },
-    timeoutMs,
-    100,
-  );
-  const rows = await dbCounts(url);
-  assert.deepEqual(acked.filter((id) => !rows.has(id)), [], 'no acknowledged id is missing');
-  assert.deepEqual([...rows].filter(([, n]) => n !== 1), [], 'no id stored twice');
-  assert.equal(rows.size, acked.length, 'no row that was never acknowledged');
-}
-
-/** The leader's log lines about taking over a dead node's open segment. */
-function takeoverLines(output: string): { time: number; deadNode: string; outcome: string }[] {
-  return output
-    .split('\n')
-    .filter((l) => l.includes('took over open segment of a dead node'))
-    .map((l) => JSON.parse(l) as { time: number; deadNode: string; outcome: string });
-}
-
 async function readyz(node: Daemon): Promise<number> {
   return (await get(`${node.url}/readyz`)).status;
+}
+
+async function migratedDb(): Promise<string> {
+  const url = await pgServer.createDatabase();
+  const m = await runCli(['migrate', '--db', url]);
+  assert.equal(m.code, 0, m.stderr);
+  return url;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -270,70 +193,12 @@ describe('cluster of three nodes on one spool and one PostgreSQL', () => {
     }
   });
 
-  test("a dead node's open segment is sealed by the leader and drained by another node", { timeout: 60_000 }, async () => {
-    const spool = newSpool();
-    const db = await migratedDb();
-    const s1 = await startNode(spool, db, 's1', 'both');
-    const s2 = await startNode(spool, db, 's2', 'save');
-    // Long seal time: its segment stays open until someone else seals it.
-    const r = await startNode(spool, db, 'r', 'receive', ['--seal-after-ms', '60000']);
-    try {
-      const N = 40;
-      const acked = await postAcked(r, N, 'dead');
-      // While r lives, its lock stays fresh: the leader leaves its open segment alone, however long.
-      await sleep(LOCK_STALE_MS + 500);
-      const segs = await listSegments(spool, 'r');
-      assert.deepEqual(segs.map((f) => f.state), ['open'], 'the live receiving node keeps its one open segment');
-      assert.equal((await dbCounts(db)).size, 0, 'nothing reached the database while the segment is open');
-      assert.doesNotMatch(s1.output(), /took over open segment/, "the leader does not touch a live node's segment");
-
-      const killedAt = Date.now();
-      await r.kill('SIGKILL');
-      await assertAllStoredOnce(db, spool, acked, 30_000);
-      assert.deepEqual(await listSegments(spool, 'r'), [], 'no .open or .seg of the dead node is left');
-
-      // The leader (s1, started first) did the takeover; the dead node never came back to do it.
-      const h = await heartbeatsByNode(spool);
-      assert.equal(h.get('s1')?.leader, true, 's1 leads');
-      const takeover = takeoverLines(s1.output());
-      assert.equal(takeover.length, 1, "the leader sealed the dead node's segment");
-      // Not before r's lock went stale: r refreshed it at most one refresh period before the kill,
-      // and the leader takes it only after watching it stand still for the stale time.
-      const refreshMs = lockUpdateMs(LOCK_STALE_MS);
-      assert.ok(
-        takeover[0]!.time >= killedAt + LOCK_STALE_MS - refreshMs - 50,
-        `takeover ${takeover[0]!.time - killedAt} ms after the kill, before the lock could be stale (${LOCK_STALE_MS} - ${refreshMs} ms)`,
-      );
-      assert.equal(takeover[0]!.deadNode, 'r');
-      assert.doesNotMatch(s2.output(), /took over open segment of a dead node/, 'only the leader runs the takeover');
-      const quarantined = await fsp.readdir(quarantineDir(spool)).catch(() => [] as string[]);
-      assert.deepEqual(quarantined, [], 'no torn tail: every acknowledged byte was whole');
-    } finally {
-      await killAll([s1, s2, r]);
-    }
+  test("a dead node's open segment is sealed by the leader and drained by another node", { timeout: 60_000 }, async (t) => {
+    await deadNodeTakeover(t, localSpoolDirs(newSpool()), await migratedDb());
   });
 
-  test('the leader dies with an open segment: the next leader seals it and it is drained', { timeout: 60_000 }, async () => {
-    const spool = newSpool();
-    const db = await migratedDb();
-    // Started first: the receiving node is the leader, and the one that dies.
-    const lead = await startNode(spool, db, 'lead', 'receive', ['--seal-after-ms', '60000']);
-    const a = await startNode(spool, db, 'a', 'both');
-    const b = await startNode(spool, db, 'b', 'save');
-    try {
-      await waitFor('lead to lead', async () => (await heartbeatsByNode(spool)).get('lead')?.leader === true, 10_000);
-      const acked = await postAcked(lead, 25, 'leader-dies');
-      assert.deepEqual((await listSegments(spool, 'lead')).map((f) => f.state), ['open']);
-      await lead.kill('SIGKILL');
-      await assertAllStoredOnce(db, spool, acked, 30_000);
-      const h = await heartbeatsByNode(spool);
-      assert.equal(h.get('a')?.leader, true, 'a (next registration number) leads');
-      assert.equal(h.get('b')?.leader, false);
-      assert.deepEqual(takeoverLines(a.output()).map((x) => x.deadNode), ['lead'], 'the new leader sealed the old leader\'s segment');
-      assert.deepEqual(takeoverLines(b.output()), []);
-    } finally {
-      await killAll([lead, a, b]);
-    }
+  test('the leader dies with an open segment: the next leader seals it and it is drained', { timeout: 60_000 }, async (t) => {
+    await leaderDiesTakeover(t, localSpoolDirs(newSpool()), await migratedDb());
   });
 
   test('mode switch with --wait: all to receive (spooled, nothing in the DB), back to both (backlog drains), one node to save', { timeout: 60_000 }, async () => {

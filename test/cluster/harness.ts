@@ -12,6 +12,7 @@ import { freePort, ROLE_BACKENDS, startHaproxy, type Haproxy, type HaproxyStat }
 import { sleep } from '../helpers/http.js';
 import { startPostgres, type PgServer } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/tmp.js';
+import { localSpoolDirs, type SpoolDirs } from '../helpers/gluster.js';
 import { segmentFiles, type KeyedRow } from '../chaos/checker.js';
 import type { Mode } from '../../src/config.js';
 
@@ -145,7 +146,10 @@ export interface Cluster {
   dir: string;
   /** A snapshot of the current build (bin/intake.js inside), which nodes run unless told otherwise. */
   build: string;
+  /** The spool root as the test and the operator CLI see it. */
   spool: string;
+  /** Each node's view of it (the same folder, or its own mount of a shared file system). */
+  spools: SpoolDirs;
   db: string;
   pg: PgServer;
   haproxy: Haproxy;
@@ -180,14 +184,21 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Environment of one node on top of `env` (say a foreign clock: helpers/faketime.ts). */
   nodeEnv?: Record<string, Record<string, string>>;
-  /** Flags of one node after NODE_FLAGS (a later flag wins). */
+  /** Where each node finds the spool (default: one local folder for all, `<dir>/spool`); `spool` is the operator's view. */
+  spools?: SpoolDirs;
+  /** How long a starting node may take to answer /healthz (default 20 s; a node on a network file system makes many round trips before it listens). */
+  startTimeoutMs?: number;
+  /** Flags after NODE_FLAGS for every node (the later flag wins), say longer lock and dead times on a network file system. */
+  flags?: string[];
+  /** Flags of one node after NODE_FLAGS and `flags` (a later flag wins). */
   nodeFlags?: Record<string, string[]>;
 }
 
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const tmp = tempDir(o.prefix);
   const dir = tmp.path;
-  const spool = join(dir, 'spool');
+  const spools = o.spools ?? localSpoolDirs(join(dir, 'spool'));
+  const spool = spools.operator;
   mkdirSync(join(dir, 'logs'), { recursive: true });
   mkdirSync(join(dir, 'run'), { recursive: true });
   const nodes = new Map<string, ClusterNode>();
@@ -259,7 +270,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     haproxy = await startHaproxy({ servers: [...nodes.values()].map((n) => ({ name: n.id, port: n.port })) });
 
     const modeOf = (id: string): Mode => o.modes?.[id] ?? 'both';
-    const nodeArgs = (id: string) => ['start', '--port', String(node(id).port), '--node-id', id, '--spool', spool, '--db', db, '--mode', modeOf(id), ...NODE_FLAGS, ...(o.nodeFlags?.[id] ?? [])];
+    const nodeArgs = (id: string) => ['start', '--port', String(node(id).port), '--node-id', id, '--spool', spools.forNode(id), '--db', db, '--mode', modeOf(id), ...NODE_FLAGS, ...(o.flags ?? []), ...(o.nodeFlags?.[id] ?? [])];
 
     const pool = new pg.Pool({ connectionString: db, max: 2 });
     let closing: Promise<void> | null = null;
@@ -271,6 +282,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       dir,
       build,
       spool,
+      spools,
       db,
       pg: pg_,
       haproxy: hap,
@@ -302,7 +314,8 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
             n.proc = null;
           }
         });
-        const deadline = Date.now() + 20_000;
+        const startTimeoutMs = o.startTimeoutMs ?? 20_000;
+        const deadline = Date.now() + startTimeoutMs;
         for (;;) {
           if (exited) throw new Error(`node ${id} exited (${n.exits.at(-1)}) before it answered /healthz:\n${cluster.logTail(id)}`);
           const ok = await httpStatus(`http://127.0.0.1:${n.port}/healthz`).then(
@@ -310,7 +323,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
             () => false,
           );
           if (ok) break;
-          if (Date.now() > deadline) throw new Error(`node ${id} did not answer /healthz within 20 s:\n${cluster.logTail(id)}`);
+          if (Date.now() > deadline) throw new Error(`node ${id} did not answer /healthz within ${startTimeoutMs / 1000} s:\n${cluster.logTail(id)}`);
           await sleep(25);
         }
         n.upSince = performance.now();
@@ -337,11 +350,11 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         n.proc = null;
       },
       writeScripts() {
-        const ports = [...nodes.values()].map((n) => `    ${n.id}) port=${n.port} mode=${modeOf(n.id)} ;;`).join('\n');
+        const ports = [...nodes.values()].map((n) => `    ${n.id}) port=${n.port} mode=${modeOf(n.id)} spool=${spools.forNode(n.id)} ;;`).join('\n');
         const exports = Object.entries(o.env ?? {}).map(([k, v]) => `export ${k}='${v.replace(/'/g, `'\\''`)}'\n`).join('');
         const start = join(dir, 'start-node.sh');
         const stop = join(dir, 'stop-node.sh');
-        const flags = NODE_FLAGS.join(' ');
+        const flags = [...NODE_FLAGS, ...(o.flags ?? [])].join(' ');
         writeFileSync(
           start,
           `#!/usr/bin/env bash
@@ -353,7 +366,7 @@ ${ports}
     *) echo "start-node: unknown node $node" >&2; exit 2 ;;
 esac
 cd ${dir}
-${exports}${process.execPath} "$build/bin/intake.js" start --port "$port" --node-id "$node" --spool ${spool} --db ${db} --mode "$mode" ${flags} \\
+${exports}${process.execPath} "$build/bin/intake.js" start --port "$port" --node-id "$node" --spool "$spool" --db ${db} --mode "$mode" ${flags} \\
   >> ${join(dir, 'logs')}/"$node".log 2>&1 < /dev/null &
 echo $! > ${join(dir, 'run')}/"$node".pid
 echo "start-node: $node started from $build (pid $!, port $port)"
@@ -582,12 +595,15 @@ export class LoadClient {
   }
 
   private async sendKey(key: string): Promise<void> {
+    // One body per key, sent again as it was on every retry: a retry with another body under the
+    // same Idempotency-Key is a new request, which the node that saw the first refuses (422).
+    const body = JSON.stringify({ payload: { key, at: Date.now() }, callback_url: 'https://example.com/hook', metadata: { test: 'cluster' } });
     this.inFlight++;
     this.sent.add(key);
     const t0 = performance.now();
     try {
       for (;;) {
-        const r = await this.attempt(key);
+        const r = await this.attempt(key, body);
         if (r.done) {
           this.maxKeyMs = Math.max(this.maxKeyMs, performance.now() - t0);
           return;
@@ -610,9 +626,8 @@ export class LoadClient {
   }
 
   /** One POST. done: the key is settled (202, or a 4xx that retrying will not change). */
-  private attempt(key: string): Promise<{ done: boolean; retryAfterMs?: number }> {
+  private attempt(key: string, body: string): Promise<{ done: boolean; retryAfterMs?: number }> {
     this.attempts++;
-    const body = JSON.stringify({ payload: { key, at: Date.now() }, callback_url: 'https://example.com/hook', metadata: { test: 'cluster' } });
     return new Promise((resolve) => {
       const req = request(
         `${this.o.url}/v1/requests`,
