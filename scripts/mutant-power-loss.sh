@@ -18,7 +18,7 @@ writer=dist/src/spool/writer.js
 mutant="$(mktemp -d "${TMPDIR:-/tmp}/intake-mutant-XXXXXX")"
 trap 'rm -rf "$mutant"' EXIT
 mkdir -p "$mutant/src/store"
-cp -r bin dist package.json "$mutant/"
+cp -r bin dist web package.json "$mutant/"
 cp -r src/store/migrations "$mutant/src/store/"  # read at run time from the package root
 ln -s "$PWD/node_modules" "$mutant/node_modules"
 

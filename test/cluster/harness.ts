@@ -73,6 +73,7 @@ export function copyBuild(dir: string, version?: string): string {
   cpSync(join(repoRoot, 'bin'), join(dir, 'bin'), { recursive: true });
   cpSync(join(repoRoot, 'dist', 'src'), join(dir, 'dist', 'src'), { recursive: true });
   cpSync(join(repoRoot, 'src', 'store', 'migrations'), join(dir, 'src', 'store', 'migrations'), { recursive: true });
+  cpSync(join(repoRoot, 'web'), join(dir, 'web'), { recursive: true }); // the dashboard's files, read at start
   symlinkSync(join(repoRoot, 'node_modules'), join(dir, 'node_modules'), 'dir');
   return dir;
 }
