@@ -8,6 +8,7 @@ import { deadDir, listAll, move, park, readEntry } from './failed-spool.js';
 
 /** A replay takes milliseconds; a lock this old was left by a process that died. */
 const LOCK_STALE_MS = 10_000;
+const httpLocks = new StaleLocks(LOCK_STALE_MS);
 
 /** One spooled callback as an operator sees it (never its body or tenant secret). */
 export interface ListedCallback {
@@ -66,15 +67,20 @@ export function listed({ dueAt, entry: e }: SpooledEntry, which: 'retry' | 'dead
  * replaying the same callback at once make one retry entry, not two: the dead file is locked and
  * read again under the lock. False when it was gone by then (replayed or purged meanwhile).
  */
-export async function replay(root: string, dead: SpooledEntry, by: string): Promise<boolean> {
-  let release: () => Promise<void>;
+export async function replay(root: string, dead: SpooledEntry, by: string, o: { wait: boolean } = { wait: true }): Promise<boolean> {
+  let release: (() => Promise<void>) | null;
   try {
     // Judged stale by progress on this process's own clock, like every spool lock (stale-locks.ts).
-    release = await new StaleLocks(LOCK_STALE_MS).lockWaiting(dead.path, 2 * LOCK_STALE_MS + 5000);
+    // An operator's command waits for a replay in flight (a lock a crashed replayer left is taken
+    // over after the stale time); an HTTP replay does not: the entry being replayed by someone
+    // else is the answer (404), and this process's one StaleLocks remembers a left lock across
+    // requests, so a later replay takes it over.
+    release = o.wait ? await new StaleLocks(LOCK_STALE_MS).lockWaiting(dead.path, 2 * LOCK_STALE_MS + 5000) : await httpLocks.tryLock(dead.path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw err;
   }
+  if (!release) return false;
   try {
     const entry = await readEntry(dead.path);
     if (!entry) return false;

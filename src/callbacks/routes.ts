@@ -49,7 +49,7 @@ export function registerCallbackRoutes(app: FastifyInstance, o: { spool: string;
   app.post<{ Params: { id: string } }>('/v1/callbacks/:id/replay', { config, schema: replaySchema }, async (req, reply) => {
     const { id } = req.params;
     const dead = await deadEntry(o.spool, id);
-    if (!dead || !(await replay(o.spool, dead, o.nodeId))) throw Errors.notFound(`no dead callback ${id}`);
+    if (!dead || !(await replay(o.spool, dead, o.nodeId, { wait: false }))) throw Errors.notFound(`no dead callback ${id}`);
     req.log.info({ webhookId: id, key: req.principal.keyId }, 'dead callback replayed over HTTP');
     return reply.code(202).send({ id, status: 'waiting' });
   });

@@ -116,7 +116,10 @@ describe('POST /v1/requests and GET /v1/requests/:id', () => {
 
   test('bad input gets a 4xx with {error: {code, message}} and writes nothing', async () => {
     // Let everything accepted so far drain, so the spool is empty before the bad requests.
-    await waitFor('empty spool', () => readdirSync(join(spool, 'nodes', d.nodeId)).every((f) => f === 'owner.json'));
+    // owner.json (the lock's owner) and segments.log (the segments this node acknowledged in, for
+    // `intake verify`) stay; no segment may.
+    const segments = () => readdirSync(join(spool, 'nodes', d.nodeId)).filter((f) => f !== 'owner.json' && f !== 'segments.log');
+    await waitFor('empty spool', () => segments().length === 0);
     const db = new Database(dbPath, { readonly: true });
     const count = () => (db.prepare('SELECT COUNT(*) AS n FROM requests').get() as { n: number }).n;
     const before = count();
@@ -127,8 +130,7 @@ describe('POST /v1/requests and GET /v1/requests/:id', () => {
         assert.equal(r.body?.error?.code, code, `${name}: code`);
         assert.equal(typeof r.body.error.message, 'string', `${name}: message`);
       }
-      const files = readdirSync(join(spool, 'nodes', d.nodeId)).filter((f) => f !== 'owner.json');
-      assert.deepEqual(files, [], 'no segment was written for refused requests');
+      assert.deepEqual(segments(), [], 'no segment was written for refused requests');
       assert.equal(count(), before, 'no row was written for refused requests');
       assert.equal(existsSync(join(spool, 'quarantine')), false);
     } finally {
