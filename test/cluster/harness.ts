@@ -126,6 +126,23 @@ export function runIntake(
 // ---------------------------------------------------------------------------------------------
 // The cluster
 
+/** What the load scenarios shared by local and GlusterFS runs (kill-scenario.ts, upgrade-scenario.ts) are given. */
+export interface ScenarioOptions {
+  /** New keys per second the client aims at, and the least average the test accepts. */
+  rate: number;
+  minRate: number;
+  /** Spool folders per node (default: one local folder). */
+  spools?: (nodes: string[]) => SpoolDirs;
+  /** How long a (re)starting node may take to answer /healthz (the harness's default: 20 s). */
+  startTimeoutMs?: number;
+  /** Flags for every node on top of the harness's NODE_FLAGS. */
+  nodeFlags?: string[];
+  /** Environment for every node. */
+  env?: Record<string, string>;
+  /** How long the final drain may take (default 60 s). */
+  drainTimeoutMs?: number;
+}
+
 export interface ClusterNode {
   id: string;
   port: number;

@@ -6,9 +6,8 @@
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { assertNoLossNoDuplicate, checkDelivery, formatReport, prng } from '../chaos/checker.js';
-import type { SpoolDirs } from '../helpers/gluster.js';
 import { sleep } from '../helpers/http.js';
-import { lbFigures, LoadClient, startCluster, type Cluster } from './harness.js';
+import { lbFigures, LoadClient, startCluster, type Cluster, type ScenarioOptions } from './harness.js';
 
 export const KILL_NODES = ['n1', 'n2', 'n3'];
 const NODES = KILL_NODES;
@@ -16,23 +15,10 @@ const CONCURRENCY = 32;
 /** A node is killed only while another one has been up this long (HAProxy has seen it UP). */
 const OTHER_UP_MS = 1000;
 
-export interface KillScenario {
+export interface KillScenario extends ScenarioOptions {
   kills: number;
-  /** New keys per second the client aims at, and the least average the test accepts. */
-  rate: number;
-  minRate: number;
-  /** Spool folders per node (default: one local folder). */
-  spools?: (nodes: string[]) => SpoolDirs;
-  /** How long a (re)starting node may take to answer /healthz (the harness's default: 20 s). */
-  startTimeoutMs?: number;
   /** How long to wait for a node that may be killed (the others up, it restarted); default 30 s. */
   killWaitMs?: number;
-  /** Flags for every node on top of the harness's NODE_FLAGS. */
-  nodeFlags?: string[];
-  /** Environment for every node. */
-  env?: Record<string, string>;
-  /** How long the final drain may take (default 60 s). */
-  drainTimeoutMs?: number;
 }
 
 let cluster: Cluster | null = null;

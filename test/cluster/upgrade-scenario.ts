@@ -10,9 +10,8 @@ import type { TestContext } from 'node:test';
 import pg from 'pg';
 import { assertNoLossNoDuplicate, checkDelivery, formatReport } from '../chaos/checker.js';
 import { repoRoot } from '../helpers/daemon.js';
-import type { SpoolDirs } from '../helpers/gluster.js';
 import { sleep } from '../helpers/http.js';
-import { lbFigures, LoadClient, makeSecondBuild, runIntake, startCluster, type Cluster } from './harness.js';
+import { lbFigures, LoadClient, makeSecondBuild, runIntake, startCluster, type Cluster, type ScenarioOptions } from './harness.js';
 
 export const UPGRADE_NODES = ['n1', 'n2', 'n3'];
 
@@ -54,20 +53,7 @@ async function columnExists(db: string, column: string): Promise<boolean> {
   }
 }
 
-export interface UpgradeScenario {
-  /** New keys per second the client aims at, and the least average the test accepts. */
-  rate: number;
-  minRate: number;
-  /** Spool folders per node (default: one local folder). */
-  spools?: (nodes: string[]) => SpoolDirs;
-  /** How long a (re)starting node may take to answer /healthz (the harness's default: 20 s). */
-  startTimeoutMs?: number;
-  /** Flags for every node on top of the harness's NODE_FLAGS. */
-  nodeFlags?: string[];
-  /** Environment for every node. */
-  env?: Record<string, string>;
-  /** How long the final drain may take (default 60 s). */
-  drainTimeoutMs?: number;
+export interface UpgradeScenario extends ScenarioOptions {
   /** How long ops/rolling-upgrade.sh may run (default 150 s). */
   upgradeTimeoutMs?: number;
 }
