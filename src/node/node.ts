@@ -102,7 +102,7 @@ export class IntakeNode {
       // A new or revoked key counts on this node within one control step.
       everyStep: async () => {
         this.auth.update(await readKeys(config.spool));
-        this.counters = { uptimeMs: Math.round(performance.now() - this.bornAt), accepted: this.accepted, ...(await rateCounters(this.metrics)) };
+        await this.refreshCounters();
       },
       state: () => ({
         seq: this.seq,
@@ -117,6 +117,10 @@ export class IntakeNode {
       }),
     });
     this.loop = new LoopMonitor({ metrics: this.metrics, log: this.log, warnMs: config.loopDelayWarnMs });
+  }
+
+  private async refreshCounters(): Promise<void> {
+    this.counters = { uptimeMs: Math.round(performance.now() - this.bornAt), accepted: this.accepted, ...(await rateCounters(this.metrics)) };
   }
 
   get mode(): Mode | null {
@@ -197,6 +201,8 @@ export class IntakeNode {
         metrics: this.metrics,
       });
       this.retrier.start();
+      // The first heartbeat carries the running totals too (a dashboard never sees none).
+      await this.refreshCounters();
       await this.control.start();
       this.log.info({ url: this.url, mode: this.mode, seq: this.seq, version: packageVersion, spool: c.spool }, 'intake node started');
     } catch (err) {
