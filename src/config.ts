@@ -57,6 +57,7 @@ export interface Config {
   callbackMaxAgeMs: number;
   callbackPollMs: number;
   loopDelayWarnMs: number;
+  booksIntervalMs: number;
   maxWaitS: number;
   insecureNoAuth: boolean;
   logLevel: string;
@@ -103,6 +104,7 @@ export const ENV: Record<keyof Config, string> = {
   callbackMaxAgeMs: 'INTAKE_CALLBACK_MAX_AGE_MS',
   callbackPollMs: 'INTAKE_CALLBACK_POLL_MS',
   loopDelayWarnMs: 'INTAKE_LOOP_DELAY_WARN_MS',
+  booksIntervalMs: 'INTAKE_BOOKS_INTERVAL_MS',
   maxWaitS: 'INTAKE_MAX_WAIT_S',
   insecureNoAuth: 'INTAKE_INSECURE_NO_AUTH',
   logLevel: 'INTAKE_LOG_LEVEL',
@@ -153,6 +155,7 @@ export const DEFAULTS = {
   callbackMaxAgeMs: 3 * 24 * 3600 * 1000,
   callbackPollMs: 500,
   loopDelayWarnMs: 50,
+  booksIntervalMs: 60_000,
   // A synchronous answer longer than this is better a callback; and below the load balancer's
   // server timeout (ops/haproxy.cfg, ops/nginx.conf), which would cut a longer wait off.
   maxWaitS: 30,
@@ -295,6 +298,7 @@ export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env)
     callbackMaxAgeMs: int('callbackMaxAgeMs', pick('callbackMaxAgeMs'), 1000, 365 * 24 * 3600 * 1000),
     callbackPollMs: int('callbackPollMs', pick('callbackPollMs'), 10, 600_000),
     loopDelayWarnMs: int('loopDelayWarnMs', pick('loopDelayWarnMs'), 1, 600_000),
+    booksIntervalMs: int('booksIntervalMs', pick('booksIntervalMs'), 0, 24 * 3600 * 1000),
     maxWaitS: int('maxWaitS', pick('maxWaitS'), 0, 3600),
     insecureNoAuth: bool('insecureNoAuth', pick('insecureNoAuth')),
     logLevel,

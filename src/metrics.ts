@@ -103,6 +103,23 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       labelNames: ['status'] as const,
       registers: [registry],
     }),
+    // The books (intake verify's figures) as cluster/books.json last held them: every node
+    // exports the same figures, so take max() over nodes, never sum().
+    booksRequests: new Gauge({
+      name: 'intake_books_requests',
+      help: 'Accepted request records of each spool node by where they are: accepted = stored + in_spool + quarantined; damaged counts byte ranges of unknown content',
+      labelNames: ['spool_node', 'place'] as const,
+      registers: [registry],
+    }),
+    booksCallbacks: new Gauge({
+      name: 'intake_books_callbacks',
+      help: 'Callbacks of the books: completed = delivered + pending + parked + dead + gone',
+      labelNames: ['status'] as const,
+      registers: [registry],
+    }),
+    booksDifferences: new Gauge({ name: 'intake_books_differences', help: 'Differences the last books found (0: they balance; intake verify names each)', registers: [registry] }),
+    booksTakenSeconds: new Gauge({ name: 'intake_books_taken_timestamp_seconds', help: 'When the last books were taken (Unix time, the taking node\'s clock)', registers: [registry] }),
+    booksDurationSeconds: new Gauge({ name: 'intake_books_duration_seconds', help: 'How long taking the last books took (reading every spool file, counting the tables)', registers: [registry] }),
     connectionsDropped: new Counter({
       name: 'intake_http_connections_dropped_total',
       help: 'Connections closed at once because the node had --max-connections open',

@@ -8,6 +8,7 @@
 //   <root>/cluster/id-secret.json           the secret idempotency ids are derived with (made by the first node)
 //   <root>/cluster/schedules.json           cron schedules the cluster enqueues requests for (intake schedules)
 //   <root>/cluster/schedule-state.json      per schedule, the last tick whose request is on the spool (the scheduler)
+//   <root>/cluster/books.json               the latest books (intake verify's figures), taken by one save-mode node
 import { join } from 'node:path';
 
 export const clusterDir = (root: string) => join(root, 'cluster');
@@ -21,3 +22,4 @@ export const keysPath = (root: string) => join(root, 'cluster', 'keys.json');
 export const idSecretPath = (root: string) => join(root, 'cluster', 'id-secret.json');
 export const schedulesPath = (root: string) => join(root, 'cluster', 'schedules.json');
 export const scheduleStatePath = (root: string) => join(root, 'cluster', 'schedule-state.json');
+export const booksPath = (root: string) => join(root, 'cluster', 'books.json');

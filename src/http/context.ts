@@ -77,4 +77,18 @@ export interface ClusterView {
       callbacks_failed: number;
     } | null;
   }[];
+  /** The latest books (cluster/books.json, docs/operations.md "The books as metrics"); null before the first. */
+  books: BooksView | null;
+}
+
+/** The books as GET /v1/cluster shows them: the totals, the callbacks and the first differences. */
+export interface BooksView {
+  taken_at: string;
+  taken_by: string;
+  duration_ms: number;
+  balanced: boolean;
+  difference_count: number;
+  differences: string[];
+  total: { accepted: number; stored: number; in_spool: number; quarantined: number; damaged: number };
+  callbacks: { completed: number; delivered: number; pending: number; parked: number; dead: number; gone: number };
 }

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Errors } from '../errors.js';
 import type { RouteContext } from '../http/context.js';
 import type { Store } from '../store/store.js';
+import { clusterSchema, healthzSchema, metricsSchema, readyzSchema } from './schemas.js';
 
 /** A database that does not answer within this is reported as such, not waited for. */
 const SCHEMA_TIMEOUT_MS = 2000;
@@ -22,7 +23,6 @@ async function schemaOf(store: Store | null): Promise<{ current: number; latest:
     clearTimeout(timer);
   }
 }
-import { clusterSchema, healthzSchema, metricsSchema, readyzSchema } from './schemas.js';
 
 export function registerHealthRoutes(app: FastifyInstance, ctx: RouteContext): void {
   // The load balancer's checks need no key; metrics need the admin scope once keys exist.

@@ -188,6 +188,20 @@ export const clusterSchema = {
           description: "each node's running totals from its heartbeat (accepted, drained, completed, callbacks delivered and failed) and its uptime, by node id",
           additionalProperties: { type: 'object', additionalProperties: { type: 'integer' } },
         },
+        books: {
+          description: 'the latest books (intake verify\'s figures), taken by one save-mode node every --books-interval-ms; null before the first',
+          type: ['object', 'null'],
+          properties: {
+            taken_at: instant,
+            taken_by: { type: 'string' },
+            duration_ms: { type: 'integer' },
+            balanced: { type: 'boolean' },
+            difference_count: { type: 'integer' },
+            differences: { type: 'array', items: { type: 'string' }, description: 'the first 10' },
+            total: { type: 'object', additionalProperties: { type: 'integer' }, description: 'accepted = stored + in_spool + quarantined; damaged' },
+            callbacks: { type: 'object', additionalProperties: { type: 'integer' }, description: 'completed = delivered + pending + parked + dead + gone' },
+          },
+        },
         schema: {
           description: "the database's schema as this node's store reads it: {current, latest}, {error} when it does not answer within 2 s, null in receive mode",
           type: ['object', 'null'],

@@ -88,7 +88,7 @@ export class ClusterControl {
   }
 
   /** The cluster as this node sees it (its last membership poll): for GET /v1/cluster. */
-  view(): ClusterView {
+  view(): Omit<ClusterView, 'books'> {
     const members = this.membership.members();
     return {
       leader: this.membership.leader(),

@@ -22,6 +22,7 @@ import { CompletionWaiters } from '../intake/waiters.js';
 import { heartbeatPath } from '../cluster/paths.js';
 import { register } from '../cluster/register.js';
 import { createMetrics, rateCounters, type Metrics } from '../metrics.js';
+import { BooksGauges } from './books-gauges.js';
 import type { HeartbeatCounters } from '../cluster/heartbeat.js';
 import { packageVersion } from '../package.js';
 import { acquireNodeLock, type NodeLock } from '../spool/node-lock.js';
@@ -68,6 +69,7 @@ export class IntakeNode {
   /** This process's start on the monotonic clock, and its running totals as of the last control step (the heartbeat carries them). */
   private readonly bornAt = performance.now();
   private counters: HeartbeatCounters | undefined;
+  private readonly books: BooksGauges;
   /** Address the HTTP server listens on, once started. */
   url = '';
 
@@ -90,6 +92,7 @@ export class IntakeNode {
     // Secrets are loaded in start(); the roles read them through this indirection.
     const secrets: SecretSource = { secretsFor: (t) => this.requireSecrets().secretsFor(t) };
     this.waiters = new CompletionWaiters({ onChange: (n) => this.metrics.waiting.set(n) });
+    this.books = new BooksGauges(config.spool, this.metrics, this.log.child({ part: 'books' }));
     this.roles = new Roles(config, this.log, this.metrics, { sender: this.sender, secrets, policy: this.policy }, this.waiters);
     this.control = new ClusterControl({
       config,
@@ -103,6 +106,7 @@ export class IntakeNode {
       everyStep: async () => {
         this.auth.update(await readKeys(config.spool));
         await this.refreshCounters();
+        await this.books.refresh();
       },
       state: () => ({
         seq: this.seq,
@@ -172,7 +176,7 @@ export class IntakeNode {
           store: () => this.roles.store,
           work: () => this.roles.work,
           readiness: (role) => this.readiness(role),
-          cluster: () => this.control.view(),
+          cluster: () => ({ ...this.control.view(), books: this.books.view() }),
           idSecret,
           noteAccepted: () => {
             this.accepted++;

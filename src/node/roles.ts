@@ -21,6 +21,7 @@ import { WorkApi } from '../work/api.js';
 import { DueRequests } from '../work/due-requests.js';
 import type { CompletionWaiters } from '../intake/waiters.js';
 import { CompletionFeed } from './completion-feed.js';
+import { BooksKeeper } from '../drain/books-keeper.js';
 
 /** What the callback parts share, made once per node. */
 export interface CallbackDeps {
@@ -37,6 +38,7 @@ export class Roles {
   work: WorkApi | null = null;
   private due: DueRequests | null = null;
   private gauges: BacklogGauges | null = null;
+  private books: BooksKeeper | null = null;
   mode: Mode | null = null;
   private readonly c: Config;
   private readonly log: Logger;
@@ -124,6 +126,10 @@ export class Roles {
     const gauges = new BacklogGauges({ store, metrics: this.metrics, log: this.log.child({ part: 'metrics' }) });
     gauges.start();
     this.gauges = gauges;
+    if (this.c.booksIntervalMs > 0) {
+      this.books = new BooksKeeper({ root: this.c.spool, node: this.c.nodeId, dbUrl: this.c.db, intervalMs: this.c.booksIntervalMs, lockStaleMs: this.c.lockStaleMs, log: this.log.child({ part: 'books' }) });
+      this.books.start();
+    }
     const feed = this.waiters ? new CompletionFeed({ waiters: this.waiters, store, dbUrl: this.c.db, log: this.log.child({ part: 'wait' }) }) : null;
     this.feed = feed;
     this.store = store;
@@ -133,8 +139,9 @@ export class Roles {
   }
 
   private async stopSave(): Promise<void> {
-    const { drainer, dispatcher, store, due, feed, gauges } = this;
+    const { drainer, dispatcher, store, due, feed, gauges, books } = this;
     this.gauges = null;
+    this.books = null;
     this.due = null;
     this.feed = null;
     this.drainer = null;
@@ -142,6 +149,7 @@ export class Roles {
     this.store = null;
     this.work = null;
     await gauges?.close();
+    await books?.close();
     await feed?.close();
     await dispatcher?.close();
     await due?.close();

@@ -14,7 +14,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { runCli, startDaemon, type Daemon } from '../helpers/daemon.js';
-import { post, sleep } from '../helpers/http.js';
+import { post, sleep, waitFor } from '../helpers/http.js';
+import { booksFigures, booksMetrics, sample, scrape } from '../helpers/metrics.js';
 
 /** What the checker needs of a stored row (column names as in the `requests` table). */
 export interface KeyedRow {
@@ -282,6 +283,8 @@ export interface CrashScenarioResult {
   /** Kill times (ms after the node was up) of each round. */
   killsAtMs: number[];
   elapsedMs: number;
+  /** The final node's intake_books_* metrics, taken after the final drain. */
+  booksFromMetrics: ReturnType<typeof booksMetrics>;
 }
 
 /**
@@ -319,8 +322,9 @@ export async function runCrashScenario(o: CrashScenarioOptions): Promise<CrashSc
     log(`round ${r + 1}/${rounds}: killed at ${killAt} ms, acked ${client.acked.size - ackedBefore} (total ${client.acked.size}), ${client.unacked} to retry`);
   }
 
-  // The last node is left alone: every unanswered key is retried until acked, then everything drains.
-  const d: Daemon = await start();
+  // The last node is left alone: every unanswered key is retried until acked, then everything
+  // drains; it takes the books (intake_books_*) twice a second.
+  const d: Daemon = await startDaemon({ spool: o.spool, db: o.target.url, mode: 'both', nodeId, args: [...args, '--books-interval-ms', '500'] });
   try {
     const run = client.run(d.url, { concurrency: o.concurrency ?? 16, newKeys: false });
     const deadline = Date.now() + (o.settleTimeoutMs ?? 60_000);
@@ -342,8 +346,15 @@ export async function runCrashScenario(o: CrashScenarioOptions): Promise<CrashSc
     }
     const rows = await o.target.readRows();
     const report = checkDelivery({ acked: client.acked, sent: client.sent, rows });
+    // Books taken after the drain, as the node's metrics show them.
+    const drainedAt = Date.now() / 1000;
+    const text = await waitFor('books taken after the final drain', async () => {
+      const m = await scrape(d.url);
+      return (sample(m, 'intake_books_taken_timestamp_seconds') ?? 0) > drainedAt ? m : '';
+    }, 30_000, 200);
+    const booksFromMetrics = booksMetrics(text, [nodeId]);
     const finalExitCode = await d.kill('SIGTERM');
-    return { rounds, seed, report, client, leftover, finalExitCode, killsAtMs, elapsedMs: Date.now() - t0 };
+    return { rounds, seed, report, client, leftover, finalExitCode, killsAtMs, elapsedMs: Date.now() - t0, booksFromMetrics };
   } finally {
     await d.kill('SIGKILL');
   }
@@ -383,6 +394,9 @@ export async function runCrashTest(t: { diagnostic(msg: string): void }, target:
   assert.deepEqual(r.leftover, [], 'segments left in the spool after the final drain');
   assertNoLossNoDuplicate(r.report);
   const books = await assertBooksBalance(t, spool, target.url);
+  // The same figures as metrics: the final node's books after the drain are verify's.
+  assert.deepEqual(r.booksFromMetrics, booksFigures(books), 'the intake_books_* metrics hold the figures of intake verify');
+  t.diagnostic(`books as metrics (final node): ${JSON.stringify(r.booksFromMetrics)}`);
   // Every acknowledged key has at least one record (more when a retry was written again), and
   // the database's distinct ids are exactly the keys stored.
   assert.ok(books.total.accepted >= r.report.acked, `verify counts ${books.total.accepted} accepted records, the client had ${r.report.acked} acknowledged`);

@@ -5,13 +5,14 @@
 // removed) makes verify exit 1 naming it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Books } from '../../src/drain/books.js';
 import { archiveDir, nodeDir } from '../../src/spool/layout.js';
 import { runCli, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { get, post, waitFor } from '../helpers/http.js';
+import { booksFigures, booksMetrics, sample } from '../helpers/metrics.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/tmp.js';
 import { WORK_ARGS, WORK_ENV } from '../helpers/work.js';
@@ -24,12 +25,6 @@ async function verify(spool: string, db: string): Promise<Verified> {
   const t = await runCli(['verify', '--spool', spool, '--db', db]);
   assert.equal(t.code, j.code, 'the table and --json agree on the exit code');
   return { code: j.code, books: JSON.parse(j.stdout) as Verified['books'], text: t.stdout };
-}
-
-/** The value of one sample of the Prometheus text, or undefined. */
-function sample(text: string, name: string, labels = ''): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
 async function claimAndComplete(d: Daemon, n: number): Promise<string[]> {
@@ -54,7 +49,8 @@ test('intake verify balances the books after traffic, the node exports every met
   // Callbacks to /ok are delivered, callbacks to /fail are parked (503).
   const hooks = await startReceiver((req, res) => res.writeHead(req.path.startsWith('/ok') ? 204 : 503).end());
   // --archive: drained segments are kept, so one can be put back as if its delete had not happened.
-  let d: Daemon | null = await startDaemon({ spool, db, nodeId: 'verify-a', args: [...WORK_ARGS, '--archive'], env: { ...WORK_ENV, INTAKE_CALLBACK_BASE_MS: '3600000', INTAKE_CALLBACK_CAP_MS: '86400000' } });
+  // --books-interval-ms: the books as metrics, taken twice a second.
+  let d: Daemon | null = await startDaemon({ spool, db, nodeId: 'verify-a', args: [...WORK_ARGS, '--archive', '--books-interval-ms', '500'], env: { ...WORK_ENV, INTAKE_CALLBACK_BASE_MS: '3600000', INTAKE_CALLBACK_CAP_MS: '86400000' } });
   try {
     // 10 plain requests (3 of them with a failing callback), and one keyed request sent 3 times.
     const ids: string[] = [];
@@ -110,6 +106,25 @@ test('intake verify balances the books after traffic, the node exports every met
     assert.equal(figures.pending, 0);
     assert.equal(figures.outboxParked, 3);
     assert.ok(figures.loopP99 !== undefined && figures.loopP99 >= 0);
+
+    // The books as metrics: taken in the background by this save-mode node, exported by it.
+    const booksText: string = await waitFor(
+      'the books taken after the traffic',
+      async () => {
+        const m = (await get(`${d!.url}/metrics`)).body as string;
+        const settled =
+          sample(m, 'intake_books_requests', 'spool_node="verify-a",place="stored"') === 13 &&
+          sample(m, 'intake_books_callbacks', 'status="delivered"') === 8 &&
+          sample(m, 'intake_books_callbacks', 'status="parked"') === 3 &&
+          sample(m, 'intake_books_differences') === 0;
+        return settled ? m : '';
+      },
+      30_000,
+      250,
+    );
+    const booksJson = JSON.parse(readFileSync(join(spool, 'cluster', 'books.json'), 'utf8')) as Books & { takenBy: string; balanced: boolean };
+    assert.equal(booksJson.takenBy, 'verify-a');
+    assert.equal(booksJson.balanced, true, JSON.stringify(booksJson.differences));
     assert.equal(await d.kill('SIGTERM'), 0);
     d = null;
 
@@ -126,6 +141,9 @@ test('intake verify balances the books after traffic, the node exports every met
     assert.equal(ok.books.callbacks.delivered, 8);
     assert.equal(ok.books.callbacks.parked, 3);
     assert.equal(ok.books.callbacks.spool.retry, 3);
+    // The metrics hold the same figures as verify.
+    assert.deepEqual(booksMetrics(booksText, ['verify-a']), booksFigures(ok.books), 'the intake_books_* metrics are the figures of intake verify');
+    console.log(`books as metrics: ${JSON.stringify(booksMetrics(booksText, ['verify-a']))}`);
 
     // A drain killed after noting its segment in drained_segments and before deleting the file
     // leaves both: the segment counts once, from the database.
@@ -139,6 +157,12 @@ test('intake verify balances the books after traffic, the node exports every met
     // A receive-mode node spools 4 requests that no one drains: in the spool, still balanced.
     d = await startDaemon({ spool, db, nodeId: 'verify-b', mode: 'receive', args: WORK_ARGS, env: WORK_ENV });
     for (let i = 0; i < 4; i++) assert.equal((await post(`${d.url}/v1/requests`, { payload: { late: i }, callback_url: `${hooks.url}/ok` })).status, 202);
+    // A receive-mode node takes no books (it has no database) but exports the cluster's last ones.
+    const fromReceiver = await waitFor('a receive-mode node exports the books', async () => {
+      const m = (await get(`${d!.url}/metrics`)).body as string;
+      return sample(m, 'intake_books_differences') === 0 ? m : '';
+    }, 20_000, 250);
+    assert.deepEqual(booksMetrics(fromReceiver, ['verify-a']), booksFigures(ok.books));
     assert.equal(await d.kill('SIGTERM'), 0);
     d = null;
     const spooled = await verify(spool, db);
@@ -169,6 +193,13 @@ test('intake verify balances the books after traffic, the node exports every met
       'database: requests holds 10 rows, but 11 were inserted (requests_inserted): 1 row(s) lost',
       'callbacks: 10 completed request(s), but 11 callback(s) (delivered 8, pending 0, parked 3, dead 0, gone 0)',
     ]);
+    // A save-mode node started on these books takes them and exports the two differences.
+    d = await startDaemon({ spool, db, nodeId: 'verify-c', args: [...WORK_ARGS, '--books-interval-ms', '500'], env: { ...WORK_ENV, INTAKE_CALLBACK_BASE_MS: '3600000', INTAKE_CALLBACK_CAP_MS: '86400000' } });
+    await waitFor('the books metrics name the differences', async () => sample((await get(`${d!.url}/metrics`)).body as string, 'intake_books_differences') === 2, 30_000, 250);
+    const taken = JSON.parse(readFileSync(join(spool, 'cluster', 'books.json'), 'utf8')) as Books & { takenBy: string; balanced: boolean };
+    assert.equal(taken.takenBy, 'verify-c');
+    assert.equal(taken.balanced, false);
+    assert.deepEqual(taken.differences, lost.books.differences, 'cluster/books.json names what verify names');
     console.log(`verify after injected faults: segment removed -> exit ${gone.code} (${gone.books.differences.length} difference), row deleted -> exit ${lost.code} (${lost.books.differences.length} difference)`);
   } finally {
     await d?.kill('SIGKILL');

@@ -88,6 +88,11 @@ describe('the dashboard', () => {
     const self = cluster.body.nodes.find((n: { id: string }) => n.id === d.nodeId);
     assert.equal(self.mode, 'both');
     assert.equal(typeof self.counters.uptime_ms, 'number');
+    // The books: taken at the node's start by the node itself (its one save-mode node).
+    const books = await waitFor('the first books', async () => (await call('GET', `${d.url}/v1/cluster`, { key: k.admin })).body.books, 20_000, 100);
+    assert.equal(books.taken_by, d.nodeId);
+    assert.equal(books.balanced, true, JSON.stringify(books.differences));
+    assert.equal(books.total.accepted, books.total.stored + books.total.in_spool + books.total.quarantined);
   });
 
   /** A request completed whose callback the (failing) receiver refuses once: dead. Returns its listing. */
@@ -158,6 +163,9 @@ describe('the dashboard', () => {
     assert.equal(await row.locator('td.mode').textContent(), 'both');
     assert.match((await page.textContent('#schema')) ?? '', /^schema v\d+$/);
     assert.match((await page.textContent('#summary')) ?? '', /^1 live node of 1/);
+    // The books this node took at its start (intake verify's figures) balance.
+    await page.locator('#books', { hasText: /^books balance$/ }).waitFor();
+    assert.match((await page.getAttribute('#books', 'title')) ?? '', /^taken .* by .* in \d+ ms\naccepted \d+ = stored \d+ \+ in spool \d+ \+ quarantined \d+\ncallbacks: completed/);
 
     // Rates from the heartbeats' running totals: requests sent now show as ingest.
     let sent = 0;

@@ -179,6 +179,26 @@ function renderSchema(s) {
   }
 }
 
+function renderBooks(b) {
+  const badge = $('books');
+  if (b === null || b === undefined) {
+    badge.textContent = 'books: not taken yet';
+    badge.className = 'badge';
+    badge.title = 'one save-mode node takes them every --books-interval-ms';
+    return;
+  }
+  const t = b.total;
+  const c = b.callbacks;
+  badge.textContent = b.balanced ? 'books balance' : `books: ${b.difference_count} difference${b.difference_count === 1 ? '' : 's'}`;
+  badge.className = b.balanced ? 'badge' : 'badge bad';
+  badge.title = [
+    `taken ${new Date(b.taken_at).toLocaleString()} by ${b.taken_by} in ${b.duration_ms} ms`,
+    `accepted ${t.accepted} = stored ${t.stored} + in spool ${t.in_spool} + quarantined ${t.quarantined}`,
+    `callbacks: completed ${c.completed} = delivered ${c.delivered} + pending ${c.pending} + parked ${c.parked} + dead ${c.dead} + gone ${c.gone}`,
+    ...b.differences,
+  ].join('\n');
+}
+
 async function replayOne(id, button) {
   button.disabled = true;
   button.textContent = 'replaying…';
@@ -233,6 +253,7 @@ async function refresh() {
     const view = await api('/v1/cluster');
     renderRates(renderNodes(view));
     renderSchema(view.schema);
+    renderBooks(view.books);
     await refreshCallbacks();
     $('main').hidden = false;
     $('forget').hidden = !keyRequired;

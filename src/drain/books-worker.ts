@@ -1,0 +1,30 @@
+// The books, taken off the event loop: a worker thread reads every spool file (parsing a segment
+// costs milliseconds a megabyte) and counts the tables over a connection of its own, then
+// answers once and ends. Started by the books keeper (books-keeper.ts), one run at a time.
+import { parentPort, workerData } from 'node:worker_threads';
+import { openStore } from '../store/open.js';
+import { computeBooks, type Books } from './books.js';
+
+export interface BooksJob {
+  root: string;
+  dbUrl: string;
+}
+export type BooksAnswer = { ok: true; books: Books } | { ok: false; message: string; code?: string };
+
+if (!parentPort) throw new Error('books-worker.js runs as a worker thread of the books keeper');
+const port = parentPort;
+const job = workerData as BooksJob;
+
+async function run(): Promise<BooksAnswer> {
+  const store = await openStore(job.dbUrl);
+  try {
+    return { ok: true, books: await computeBooks(job.root, store) };
+  } finally {
+    await store.close();
+  }
+}
+
+run().then(
+  (a) => port.postMessage(a),
+  (err: unknown) => port.postMessage({ ok: false, message: (err as Error).message, code: (err as { code?: string }).code } satisfies BooksAnswer),
+);
