@@ -1,6 +1,6 @@
 // The books, taken off the event loop: a worker thread reads every spool file (parsing a segment
 // costs milliseconds a megabyte) and counts the tables over a connection of its own, then
-// answers once and ends. Started by the books keeper (books-keeper.ts), one run at a time.
+// answers once and ends. It also folds the insert counts (Store.compactCounts). Started by the books keeper (books-keeper.ts), one run at a time.
 import { parentPort, workerData } from 'node:worker_threads';
 import { openStore } from '../store/open.js';
 import { computeBooks, type Books } from './books.js';
@@ -18,7 +18,11 @@ const job = workerData as BooksJob;
 async function run(): Promise<BooksAnswer> {
   const store = await openStore(job.dbUrl);
   try {
-    return { ok: true, books: await computeBooks(job.root, store) };
+    const books = await computeBooks(job.root, store);
+    // Once an interval, by one node: fold PostgreSQL's per-insert count rows into one, so the
+    // table the books sum stays small.
+    await store.compactCounts();
+    return { ok: true, books };
   } finally {
     await store.close();
   }

@@ -171,6 +171,12 @@ export interface Store {
   books(): Promise<StoreBooks>;
   /** The unfinished states only (index range scans), for the gauges a node refreshes every few seconds. */
   backlog(): Promise<StoreBacklog>;
+  /**
+   * Fold the insert counts into one (PostgreSQL appends one requests_inserted row per insert, so
+   * concurrent drains never wait on one counter row; SQLite has one row already). The sum stays.
+   * Returns how many rows were folded. Run by the books keeper after it takes the books.
+   */
+  compactCounts(): Promise<number>;
 
   close(): Promise<void>;
 }

@@ -12,6 +12,11 @@ export const booksSql = {
   countInserted: `INSERT INTO requests_inserted (n) VALUES ($1)`,
   rows: `SELECT COUNT(*)::bigint AS n FROM requests`,
   inserted: `SELECT COALESCE(SUM(n), 0)::bigint AS n FROM requests_inserted`,
+  // One statement: the rows it deletes are those committed when it began, and their sum goes
+  // back as one row; an insert committing meanwhile keeps its own row. Two at once never lose a
+  // count: the second skips rows the first deleted (and does not see the first's new row).
+  compactInserted: `WITH gone AS (DELETE FROM requests_inserted RETURNING n)
+    INSERT INTO requests_inserted (n) SELECT SUM(n) FROM gone HAVING COUNT(*) > 0 RETURNING (SELECT COUNT(*) FROM gone)::int AS folded`,
   segments: `SELECT node, segment, requests, refused, conflicts, drained_by AS "drainedBy" FROM drained_segments`,
   completed: `SELECT COUNT(*)::bigint AS n FROM requests WHERE status = 'completed'`,
   callbacks: `SELECT status, COUNT(*)::bigint AS n FROM callbacks GROUP BY status`,
@@ -19,7 +24,7 @@ export const booksSql = {
   callbackBacklog: `SELECT status, COUNT(*)::bigint AS n FROM callbacks WHERE status IN ('pending', 'sending', 'parked', 'dead') GROUP BY status`,
 } as const;
 
-type BooksPart = Pick<Store, 'recordDrainedSegment' | 'books' | 'backlog'>;
+type BooksPart = Pick<Store, 'recordDrainedSegment' | 'books' | 'backlog' | 'compactCounts'>;
 
 export function postgresBooks(pool: pg.Pool): BooksPart {
 
@@ -46,6 +51,9 @@ export function postgresBooks(pool: pg.Pool): BooksPart {
       } finally {
         client.release();
       }
+    },
+    async compactCounts() {
+      return (await pool.query<{ folded: number }>(booksSql.compactInserted)).rows[0]?.folded ?? 0;
     },
     async backlog() {
 

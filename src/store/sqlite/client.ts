@@ -177,6 +177,9 @@ export class SqliteThreadStore {
   backlog() {
     return this.call<Awaited<ReturnType<Store['backlog']>>>('backlog', []);
   }
+  compactCounts() {
+    return this.call<number>('compactCounts', []);
+  }
   getCallback(requestId: string) {
     return this.call<Awaited<ReturnType<Store['getCallback']>>>('getCallback', [requestId]);
   }

@@ -107,6 +107,7 @@ export function openSqliteEngine(path: string): SqliteEngine {
     recordDrainedSegment: books.recordDrainedSegment,
     books: books.books,
     backlog: books.backlog,
+    compactCounts: () => 0, // one counter row: nothing to fold
     migrate(opts = {}) {
       // BEGIN EXCLUSIVE: a second migrator waits (busy_timeout) and then sees the work done.
       const applied: number[] = [];
