@@ -251,6 +251,9 @@ export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env)
   const callbackCapMs = int('callbackCapMs', pick('callbackCapMs'), 1, 7 * 24 * 3600 * 1000);
   if (callbackCapMs < callbackBaseMs) throw bad('callbackCapMs', `(${callbackCapMs}) must not be below ${optionName('callbackBaseMs')} (${callbackBaseMs})`);
   const lockStaleMs = int('lockStaleMs', pick('lockStaleMs'), 2000, 3_600_000);
+  const booksIntervalMs = int('booksIntervalMs', pick('booksIntervalMs'), 0, 24 * 3600 * 1000);
+  // Reading every spool file back to back is no interval: 0 turns the books off.
+  if (booksIntervalMs > 0 && booksIntervalMs < 100) throw bad('booksIntervalMs', `must be 0 (never) or from 100 to ${24 * 3600 * 1000}, got ${booksIntervalMs}`);
   const heartbeatMs = int('heartbeatMs', pick('heartbeatMs'), 50, 60_000);
   const deadAfterMs = int('deadAfterMs', pick('deadAfterMs'), 200, 600_000);
   const requestTimeoutMs = int('requestTimeoutMs', pick('requestTimeoutMs'), 100, 3_600_000);
@@ -298,7 +301,7 @@ export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env)
     callbackMaxAgeMs: int('callbackMaxAgeMs', pick('callbackMaxAgeMs'), 1000, 365 * 24 * 3600 * 1000),
     callbackPollMs: int('callbackPollMs', pick('callbackPollMs'), 10, 600_000),
     loopDelayWarnMs: int('loopDelayWarnMs', pick('loopDelayWarnMs'), 1, 600_000),
-    booksIntervalMs: int('booksIntervalMs', pick('booksIntervalMs'), 0, 24 * 3600 * 1000),
+    booksIntervalMs,
     maxWaitS: int('maxWaitS', pick('maxWaitS'), 0, 3600),
     insecureNoAuth: bool('insecureNoAuth', pick('insecureNoAuth')),
     logLevel,

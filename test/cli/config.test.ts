@@ -71,6 +71,7 @@ describe('configuration', () => {
       [{ heartbeatMs: '2000', deadAfterMs: '3000' }, {}, 'deadAfterMs', /at least twice --heartbeat-ms/],
       [{ maxWaitS: '' }, {}, 'maxWaitS', /must be an integer/],
       [{ archive: 'maybe' }, {}, 'archive', /true or false/],
+      [{}, { INTAKE_BOOKS_INTERVAL_MS: '10' }, 'booksIntervalMs', /must be 0 \(never\) or from 100/],
     ];
     for (const [raw, env, key, why] of bad) {
       assert.throws(
