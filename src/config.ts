@@ -58,6 +58,7 @@ export interface Config {
   callbackPollMs: number;
   loopDelayWarnMs: number;
   booksIntervalMs: number;
+  booksFoldAfterMs: number;
   maxWaitS: number;
   insecureNoAuth: boolean;
   logLevel: string;
@@ -105,6 +106,7 @@ export const ENV: Record<keyof Config, string> = {
   callbackPollMs: 'INTAKE_CALLBACK_POLL_MS',
   loopDelayWarnMs: 'INTAKE_LOOP_DELAY_WARN_MS',
   booksIntervalMs: 'INTAKE_BOOKS_INTERVAL_MS',
+  booksFoldAfterMs: 'INTAKE_BOOKS_FOLD_AFTER_MS',
   maxWaitS: 'INTAKE_MAX_WAIT_S',
   insecureNoAuth: 'INTAKE_INSECURE_NO_AUTH',
   logLevel: 'INTAKE_LOG_LEVEL',
@@ -156,6 +158,7 @@ export const DEFAULTS = {
   callbackPollMs: 500,
   loopDelayWarnMs: 50,
   booksIntervalMs: 60_000,
+  booksFoldAfterMs: 3_600_000,
   // A synchronous answer longer than this is better a callback; and below the load balancer's
   // server timeout (ops/haproxy.cfg, ops/nginx.conf), which would cut a longer wait off.
   maxWaitS: 30,
@@ -302,6 +305,7 @@ export function loadConfig(raw: RawConfig, env: NodeJS.ProcessEnv = process.env)
     callbackPollMs: int('callbackPollMs', pick('callbackPollMs'), 10, 600_000),
     loopDelayWarnMs: int('loopDelayWarnMs', pick('loopDelayWarnMs'), 1, 600_000),
     booksIntervalMs,
+    booksFoldAfterMs: int('booksFoldAfterMs', pick('booksFoldAfterMs'), 0, 365 * 24 * 3600 * 1000),
     maxWaitS: int('maxWaitS', pick('maxWaitS'), 0, 3600),
     insecureNoAuth: bool('insecureNoAuth', pick('insecureNoAuth')),
     logLevel,

@@ -46,6 +46,7 @@ const OPTIONS: Record<keyof Config, [arg: string | null, help: string, shownDefa
   webhookSecret: ['<secrets>', `signing secrets of the default tenant, space-separated, newest first; ${SECRET_ADVICE}`, 'one made by the first node'],
   webhookSecretsFile: ['<path>', 'JSON file {"tenant": ["whsec_new", "whsec_old"]} of signing secrets per tenant', 'none'],
   loopDelayWarnMs: ['<n>', "warn when the event loop's p99 delay over a window passes this"],
+  booksFoldAfterMs: ['<n>', "the books fold segments drained longer ago than this into their node's checkpoint; 0: at once", '1 hour'],
   booksIntervalMs: ['<n>', "how often one save-mode node takes the books (intake verify's figures) for the intake_books_* metrics; 0: never", '60000'],
   maxWaitS: ['<n>', 'longest Prefer: wait=N or ?wait=N honoured, seconds; 0: never wait'],
   insecureNoAuth: [null, 'serve without API keys on a non-loopback address while the cluster has none'],

@@ -6,8 +6,10 @@
 // node's wall clock never makes it due early or never), and the run holds the file's spool lock,
 // so two save nodes that find it due at once do not both read every spool file. The reading
 // happens in a worker thread with a database connection of its own (books-worker.ts): nothing
-// of it runs on the event loop that serves HTTP. A failed run leaves the last figures standing
-// (their age is a metric too) and is tried again at the next interval.
+// of it runs on the event loop that serves HTTP. The same run folds the oldest drained segments
+// into their node's checkpoint (books-fold.ts), so what the books read stays small. A failed run
+// leaves the last figures standing (their age is a metric too) and is tried again at the next
+// interval.
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { booksPath, clusterDir } from '../cluster/paths.js';
@@ -26,6 +28,8 @@ export interface BooksKeeperOptions {
   node: string;
   dbUrl: string;
   intervalMs: number;
+  /** Fold segments drained longer ago than this (books-fold.ts). */
+  foldAfterMs: number;
   lockStaleMs: number;
   log: Logger;
 }
@@ -116,13 +120,16 @@ export class BooksKeeper {
 
   private compute(): Promise<Books> {
     return new Promise<Books>((resolve, reject) => {
-      const job: BooksJob = { root: this.o.root, dbUrl: this.o.dbUrl };
+      const job: BooksJob = { root: this.o.root, dbUrl: this.o.dbUrl, foldAfterMs: this.o.foldAfterMs };
       const w = new Worker(new URL('./books-worker.js', import.meta.url), { workerData: job, resourceLimits: { maxOldGenerationSizeMb: 512 } });
       this.worker = w;
       let answered = false;
       w.once('message', (a: BooksAnswer) => {
         answered = true;
-        if (a.ok) resolve(a.books);
+        if (a.ok) {
+          if (a.folded > 0) this.o.log.info({ segments: a.folded }, 'folded drained segments into the books\' checkpoints');
+          resolve(a.books);
+        }
         else reject(Errors.internal(`the books could not be taken: ${a.message}`));
       });
       w.once('error', reject);

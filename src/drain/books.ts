@@ -23,16 +23,20 @@
 //   4. no damaged bytes (quarantined or still in the spool) that may have held requests;
 //   5. callbacks: every completed request has its callback, which is delivered, pending,
 //      parked, dead or gone.
-// Reading order matters on a live cluster: segment logs first, then the spool's files, then the
-// database, then quarantine/. A segment drained meanwhile is then found in the database (its row
+// Checkpoints (schema v7, books-fold.ts): a node's oldest drained segments folded into one row
+// of sums, and the bytes of its segments.log they account for; the log is read from there on,
+// and a line the database's checkpoint covers by the time it is read was folded meanwhile.
+// Reading order matters on a live cluster: the checkpoints' offsets, segment logs, then the
+// spool's files, then the database, then quarantine/. A segment drained meanwhile is then found in the database (its row
 // is written before its file goes), and its quarantine reports (written before its row) too.
 import { promises as fsp } from 'node:fs';
 import { basename, join } from 'node:path';
 import { deadDir, retryDir } from '../callbacks/failed-spool.js';
 import { listNodes, listSegments, OPEN_EXT, quarantineDir, SEALED_EXT, sealedPath } from '../spool/layout.js';
 import type { QuarantineReport } from '../spool/quarantine.js';
-import { readSegmentLog, SEGMENT_LOG } from '../spool/segment-log.js';
-import type { CallbackStatus, Store } from '../store/store.js';
+import { readSegmentLogFrom, SEGMENT_LOG, type LoggedSegment } from '../spool/segment-log.js';
+import type { CallbackStatus, FoldRequest, Store } from '../store/store.js';
+import { planFolds } from './books-fold.js';
 import { parseSegment } from './parse-segment.js';
 
 export interface NodeBooks {
@@ -105,13 +109,24 @@ async function readReports(root: string): Promise<ReportFile[]> {
   return out;
 }
 
-/** Read everything and balance the books. `progress` is told each spool file read (for a TTY line). */
-export async function computeBooks(root: string, store: Store, progress?: (done: number, of: number) => void): Promise<Books> {
+/**
+ * Read everything and balance the books. `progress` is told each spool file read (for a TTY
+ * line). With `planFolds`, also say which drained segments may be folded into their node's
+ * checkpoint now (books-fold.ts; the books keeper folds them).
+ */
+export async function computeBooks(
+  root: string,
+  store: Store,
+  progress?: (done: number, of: number) => void,
+  o: { planFolds?: { foldAfterMs: number } } = {},
+): Promise<Books & { folds?: FoldRequest[] }> {
   const differences: string[] = [];
+  // 0. The checkpoints: each node's log is read from where its checkpoint stops.
+  const startAt = new Map((await store.booksCheckpoints()).map((c) => [c.node, c.logOffset]));
   // 1. Segment logs, then the files in the spool.
   const nodeIds = await listNodes(root);
-  const logs = new Map<string, string[]>();
-  for (const node of nodeIds) logs.set(node, await readSegmentLog(root, node));
+  const logs = new Map<string, LoggedSegment[]>();
+  for (const node of nodeIds) logs.set(node, await readSegmentLogFrom(root, node, startAt.get(node) ?? 0));
   const files = (await Promise.all(nodeIds.map((n) => listSegments(root, n)))).flat();
   const spool = new Map<string, { node: string; segment: string; requests: number; damaged: number }>();
   let done = 0;
@@ -153,6 +168,16 @@ export async function computeBooks(root: string, store: Store, progress?: (done:
     const k = `${r.node}/${r.segment}`;
     reportsBySegment.set(k, [...(reportsBySegment.get(k) ?? []), r]);
   }
+  // Folded segments count from their checkpoint (their reports were checked before the fold).
+  const checkpointAt = new Map<string, number>();
+  for (const c of db.checkpoints) {
+    checkpointAt.set(c.node, c.logOffset);
+    const b = bookOf(c.node);
+    b.accepted += c.requests;
+    b.stored += c.requests - c.refused - c.conflicts;
+    b.quarantined += c.refused + c.conflicts;
+    b.segments.drained += c.segments;
+  }
   for (const s of db.segments) {
     const k = `${s.node}/${s.segment}`;
     drained.add(k);
@@ -182,9 +207,14 @@ export async function computeBooks(root: string, store: Store, progress?: (done:
     bookOf(r.node).damaged++;
     differences.push(`node ${r.node}: damaged bytes of segment ${r.segment} are in quarantine (reason ${r.reason}, ${r.length} bytes): they may have held accepted requests (${r.file})`);
   }
-  for (const [node, ids] of logs) {
+  for (const [node, lines] of logs) {
     const b = bookOf(node);
-    for (const id of ids) {
+    const folded = checkpointAt.get(node) ?? 0;
+    const listed = new Set<string>();
+    for (const { id, end } of lines) {
+      // Folded since the log was read (the snapshot's checkpoint is further on), or listed twice.
+      if (end <= folded || listed.has(id)) continue;
+      listed.add(id);
       const k = `${node}/${id}`;
       if (drained.has(k) || spool.has(k) || wholeFiles.has(k)) continue;
       // Listed before the spool was read, so it was in the spool or drained by then unless it vanished.
@@ -205,6 +235,10 @@ export async function computeBooks(root: string, store: Store, progress?: (done:
     differences.push(`callbacks: ${db.completed} completed request(s), but ${callbacks} callback(s) (delivered ${cb.delivered}, pending ${cb.pending + cb.sending}, parked ${cb.parked}, dead ${cb.dead}, gone ${cb.gone})`);
   }
 
+  const folds = o.planFolds
+    ? await planFolds({ root, logs, checkpointAt, drained: new Map(db.segments.map((x) => [`${x.node}/${x.segment}`, x.ageMs ?? 0])), foldAfterMs: o.planFolds.foldAfterMs, inSpool: new Set(spool.keys()), wholeFiles })
+    : undefined;
+
   const list = [...nodes.values()].sort((a, b) => (a.node < b.node ? -1 : 1));
   const sum = (f: (b: NodeBooks) => number) => list.reduce((n, b) => n + f(b), 0);
   return {
@@ -220,6 +254,7 @@ export async function computeBooks(root: string, store: Store, progress?: (done:
     database: { rows: db.rows, rowsInserted: db.rowsInserted },
     callbacks: { completed: db.completed, ...cb, spool: { retry: retry.filter((n) => n.endsWith(SEALED_EXT)).length, dead: dead.filter((n) => n.endsWith(SEALED_EXT)).length } },
     differences,
+    ...(folds ? { folds } : {}),
   };
 }
 

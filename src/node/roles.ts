@@ -127,7 +127,7 @@ export class Roles {
     gauges.start();
     this.gauges = gauges;
     if (this.c.booksIntervalMs > 0) {
-      this.books = new BooksKeeper({ root: this.c.spool, node: this.c.nodeId, dbUrl: this.c.db, intervalMs: this.c.booksIntervalMs, lockStaleMs: this.c.lockStaleMs, log: this.log.child({ part: 'books' }) });
+      this.books = new BooksKeeper({ root: this.c.spool, node: this.c.nodeId, dbUrl: this.c.db, intervalMs: this.c.booksIntervalMs, foldAfterMs: this.c.booksFoldAfterMs, lockStaleMs: this.c.lockStaleMs, log: this.log.child({ part: 'books' }) });
       this.books.start();
     }
     const feed = this.waiters ? new CompletionFeed({ waiters: this.waiters, store, dbUrl: this.c.db, log: this.log.child({ part: 'wait' }) }) : null;

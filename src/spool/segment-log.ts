@@ -56,14 +56,41 @@ export class SegmentLog {
   }
 }
 
-/** The segment ids a node's log lists (an absent log lists none: a node of an older build). */
-export async function readSegmentLog(root: string, node: string): Promise<string[]> {
-  let text: string;
+/** One listed segment and the byte offset just past its line (a checkpoint may stop there). */
+export interface LoggedSegment {
+  id: string;
+  end: number;
+}
+
+/**
+ * The whole lines of a node's log from byte `offset` on (a checkpoint's log_offset), in order,
+ * each with the offset past it. A torn last line (no newline yet) is not listed; damaged lines
+ * are skipped. Repeats are kept (a segment listed twice: books-fold.ts must see both).
+ */
+export async function readSegmentLogFrom(root: string, node: string, offset: number): Promise<LoggedSegment[]> {
+  let fh: FileHandle;
   try {
-    text = await fsp.readFile(segmentLogPath(root, node), 'utf8');
+    fh = await fsp.open(segmentLogPath(root, node), 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  return [...new Set(text.split('\n').filter((l) => SEGMENT_ID.test(l)))];
+  try {
+    const size = (await fh.stat()).size;
+    if (size <= offset) return [];
+    const buf = Buffer.alloc(size - offset);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
+    // Ids are ASCII: one byte a character, so string indexes are byte offsets.
+    const text = buf.subarray(0, bytesRead).toString('latin1');
+    const out: LoggedSegment[] = [];
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
+      const line = text.slice(start, nl);
+      if (SEGMENT_ID.test(line)) out.push({ id: line, end: offset + nl + 1 });
+      start = nl + 1;
+    }
+    return out;
+  } finally {
+    await fh.close();
+  }
 }

@@ -94,16 +94,41 @@ export interface DrainedSegment {
   /** Of those, records whose id is stored with another body (quarantined idempotency-conflict). */
   conflicts: number;
   drainedBy: string;
+  /** How long ago it was drained, by the database's clock (PostgreSQL) or this host's (SQLite); read by books() only. */
+  ageMs?: number;
 }
 
 /** What the database holds for `intake verify` (docs/operations.md, "intake verify"). */
+/** A node's oldest drained segments, folded into sums (schema v7, books_checkpoints). */
+export interface BooksCheckpoint {
+  node: string;
+  /** Bytes of nodes/<node>/segments.log the checkpoint accounts for: the books read on from here. */
+  logOffset: number;
+  segments: number;
+  requests: number;
+  refused: number;
+  conflicts: number;
+}
+
+/** Fold `segments` (listed in the node's log between the offsets) into the node's checkpoint. */
+export interface FoldRequest {
+  node: string;
+  /** The checkpoint's log offset now (0: none yet); the fold is refused if it moved. */
+  fromOffset: number;
+  toOffset: number;
+  /** The drained segments to fold: every one must still have its drained_segments row. */
+  segments: string[];
+}
+
 export interface StoreBooks {
   /** COUNT(*) of requests. */
   rows: number;
   /** Rows ever inserted (counted in each insert's own transaction; a baseline at migration 6). */
   rowsInserted: number;
-  /** Every drained segment. */
+  /** Every drained segment not folded into a checkpoint yet. */
   segments: DrainedSegment[];
+  /** Per node, the drained segments folded so far (schema v7; none before). */
+  checkpoints: BooksCheckpoint[];
   /** Requests whose status is completed. */
   completed: number;
   /** Callbacks (one per completion) by status. */
@@ -177,6 +202,14 @@ export interface Store {
    * Returns how many rows were folded. Run by the books keeper after it takes the books.
    */
   compactCounts(): Promise<number>;
+  /** The checkpoints of the books (empty before schema v7): read before the segment logs. */
+  booksCheckpoints(): Promise<BooksCheckpoint[]>;
+  /**
+   * Fold drained segments into their node's checkpoint in one transaction: their sums added,
+   * their rows deleted, the log offset moved. False (nothing changed) when the checkpoint's
+   * offset is not `fromOffset` or a segment has no row (another fold was first), or before v7.
+   */
+  foldSegments(f: FoldRequest): Promise<boolean>;
 
   close(): Promise<void>;
 }

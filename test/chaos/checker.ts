@@ -323,8 +323,8 @@ export async function runCrashScenario(o: CrashScenarioOptions): Promise<CrashSc
   }
 
   // The last node is left alone: every unanswered key is retried until acked, then everything
-  // drains; it takes the books (intake_books_*) twice a second.
-  const d: Daemon = await startDaemon({ spool: o.spool, db: o.target.url, mode: 'both', nodeId, args: [...args, '--books-interval-ms', '500'] });
+  // drains; it takes the books (intake_books_*) twice a second, folding every drained segment.
+  const d: Daemon = await startDaemon({ spool: o.spool, db: o.target.url, mode: 'both', nodeId, args: [...args, '--books-interval-ms', '500', '--books-fold-after-ms', '0'] });
   try {
     const run = client.run(d.url, { concurrency: o.concurrency ?? 16, newKeys: false });
     const deadline = Date.now() + (o.settleTimeoutMs ?? 60_000);

@@ -137,7 +137,8 @@ for (const engine of engines) {
       const after = await store.books();
       assert.equal(after.rows, before.rows + 4);
       assert.equal(after.rowsInserted, before.rowsInserted + 4);
-      assert.deepEqual(after.segments.filter((x) => x.segment === seg.segment), [seg]);
+      assert.deepEqual(after.segments.filter((x) => x.segment === seg.segment).map(({ ageMs, ...x }) => x), [seg]);
+      assert.ok(after.segments.every((x) => typeof x.ageMs === 'number' && x.ageMs >= -1000), 'every row has its age');
       assert.equal(after.completed, 0);
       // Folding the insert counts into one keeps their sum; a second fold has one row to fold.
       await store.compactCounts();
@@ -148,6 +149,29 @@ for (const engine of engines) {
       const backlog = await store.backlog();
       assert.ok(backlog.requests.pending >= 4);
       assert.deepEqual(backlog.callbacks, { pending: 0, sending: 0, parked: 0, dead: 0 });
+    });
+
+    test('folding drained segments: their sums go to the checkpoint, their rows go, a fold that lost a race changes nothing', async () => {
+      const node = `fold-${uuidv7()}`;
+      const seg = (requests: number, refused: number, conflicts: number) => ({ node, segment: uuidv7(), requests, refused, conflicts, drainedBy: 'n' });
+      const [a, b, c] = [seg(5, 1, 0), seg(7, 0, 2), seg(3, 0, 0)];
+      for (const x of [a, b, c]) await store.recordDrainedSegment(x);
+      const mine = async () => {
+        const books = await store.books();
+        return { rows: books.segments.filter((x) => x.node === node).map((x) => x.segment).sort(), checkpoint: books.checkpoints.find((x) => x.node === node) };
+      };
+      assert.deepEqual(await mine(), { rows: [a.segment, b.segment, c.segment].sort(), checkpoint: undefined });
+      assert.equal(await store.foldSegments({ node, fromOffset: 0, toOffset: 80, segments: [a.segment, b.segment] }), true);
+      const cp = { node, logOffset: 80, segments: 2, requests: 12, refused: 1, conflicts: 2 };
+      assert.deepEqual(await mine(), { rows: [c.segment], checkpoint: cp });
+      assert.deepEqual((await store.booksCheckpoints()).find((x) => x.node === node), cp);
+      // The same fold again: the offset moved on, nothing changes.
+      assert.equal(await store.foldSegments({ node, fromOffset: 0, toOffset: 80, segments: [a.segment, b.segment] }), false);
+      // A segment without its row (folded by another): nothing changes, c keeps its row.
+      assert.equal(await store.foldSegments({ node, fromOffset: 80, toOffset: 120, segments: [c.segment, a.segment] }), false);
+      assert.deepEqual(await mine(), { rows: [c.segment], checkpoint: cp });
+      assert.equal(await store.foldSegments({ node, fromOffset: 80, toOffset: 120, segments: [c.segment] }), true);
+      assert.deepEqual(await mine(), { rows: [], checkpoint: { node, logOffset: 120, segments: 3, requests: 15, refused: 1, conflicts: 2 } });
     });
 
     test('an unknown id reads as null', async () => {

@@ -180,6 +180,12 @@ export class SqliteThreadStore {
   compactCounts() {
     return this.call<number>('compactCounts', []);
   }
+  booksCheckpoints() {
+    return this.call<Awaited<ReturnType<Store['booksCheckpoints']>>>('booksCheckpoints', []);
+  }
+  foldSegments(f: Parameters<Store['foldSegments']>[0]) {
+    return this.call<boolean>('foldSegments', [f]);
+  }
   getCallback(requestId: string) {
     return this.call<Awaited<ReturnType<Store['getCallback']>>>('getCallback', [requestId]);
   }

@@ -107,6 +107,8 @@ export function openSqliteEngine(path: string): SqliteEngine {
     recordDrainedSegment: books.recordDrainedSegment,
     books: books.books,
     backlog: books.backlog,
+    booksCheckpoints: books.booksCheckpoints,
+    foldSegments: books.foldSegments,
     compactCounts: () => 0, // one counter row: nothing to fold
     migrate(opts = {}) {
       // BEGIN EXCLUSIVE: a second migrator waits (busy_timeout) and then sees the work done.
