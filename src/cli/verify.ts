@@ -34,9 +34,9 @@ export function registerVerify(program: Command): void {
 }
 
 function render(b: Books): string {
-  const rows = [['NODE', 'ACCEPTED', 'STORED', 'IN SPOOL', 'QUARANTINED', 'SEGMENTS DRAINED', 'IN SPOOL', 'MISSING', 'DAMAGED']];
+  const rows = [['NODE', 'ACCEPTED', 'STORED', 'IN SPOOL', 'QUARANTINED', 'SEGMENTS DRAINED', 'FOLDED', 'IN SPOOL', 'MISSING', 'DAMAGED']];
   const row = (name: string, n: Books['total'], missing: number) =>
-    [name, n.accepted, n.stored, n.inSpool, n.quarantined, n.segments.drained, n.segments.inSpool, missing, n.damaged].map(String);
+    [name, n.accepted, n.stored, n.inSpool, n.quarantined, n.segments.drained, n.segments.folded, n.segments.inSpool, missing, n.damaged].map(String);
   for (const n of b.nodes) rows.push(row(n.node, { ...n, segments: { ...n.segments, missing: n.segments.missing.length } }, n.segments.missing.length));
   rows.push(row('total', b.total, b.total.segments.missing));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
@@ -45,6 +45,7 @@ function render(b: Books): string {
   lines.push(
     '',
     'accepted = stored + in spool + quarantined (request records: each 202 is one; a retry with the same Idempotency-Key is another)',
+    'folded: drained segments counted from their node\'s checkpoint (docs/operations.md, "Checkpoints")',
     `database: ${b.database.rows} requests (distinct ids), ${b.database.rowsInserted} ever inserted`,
     `callbacks: ${c.completed} completed = ${c.delivered} delivered + ${c.pending + c.sending} pending + ${c.parked} parked + ${c.dead} dead + ${c.gone} gone (410)`,
     `failed-callback spool: ${c.spool.retry} waiting to retry, ${c.spool.dead} dead`,

@@ -45,14 +45,15 @@ export interface NodeBooks {
   stored: number;
   inSpool: number;
   quarantined: number;
-  segments: { drained: number; inSpool: number; missing: string[] };
+  /** drained: every segment drained, of which folded: those in the node's checkpoint. */
+  segments: { drained: number; folded: number; inSpool: number; missing: string[] };
   /** Damaged byte ranges of this node's segments (in quarantine or still in the spool): content unknown. */
   damaged: number;
 }
 
 export interface Books {
   nodes: NodeBooks[];
-  total: Omit<NodeBooks, 'node' | 'segments'> & { segments: { drained: number; inSpool: number; missing: number } };
+  total: Omit<NodeBooks, 'node' | 'segments'> & { segments: { drained: number; folded: number; inSpool: number; missing: number } };
   database: { rows: number; rowsInserted: number };
   callbacks: { completed: number } & Record<CallbackStatus, number> & { spool: { retry: number; dead: number } };
   /** Every difference found, each naming where to look. Empty: the books balance. */
@@ -158,7 +159,7 @@ export async function computeBooks(
   const nodes = new Map<string, NodeBooks>();
   const bookOf = (node: string): NodeBooks => {
     let b = nodes.get(node);
-    if (!b) nodes.set(node, (b = { node, accepted: 0, stored: 0, inSpool: 0, quarantined: 0, segments: { drained: 0, inSpool: 0, missing: [] }, damaged: 0 }));
+    if (!b) nodes.set(node, (b = { node, accepted: 0, stored: 0, inSpool: 0, quarantined: 0, segments: { drained: 0, folded: 0, inSpool: 0, missing: [] }, damaged: 0 }));
     return b;
   };
   const drained = new Set<string>();
@@ -177,6 +178,7 @@ export async function computeBooks(
     b.stored += c.requests - c.refused - c.conflicts;
     b.quarantined += c.refused + c.conflicts;
     b.segments.drained += c.segments;
+    b.segments.folded += c.segments;
   }
   for (const s of db.segments) {
     const k = `${s.node}/${s.segment}`;
@@ -249,7 +251,7 @@ export async function computeBooks(
       inSpool: sum((b) => b.inSpool),
       quarantined: sum((b) => b.quarantined),
       damaged: sum((b) => b.damaged),
-      segments: { drained: sum((b) => b.segments.drained), inSpool: sum((b) => b.segments.inSpool), missing: sum((b) => b.segments.missing.length) },
+      segments: { drained: sum((b) => b.segments.drained), folded: sum((b) => b.segments.folded), inSpool: sum((b) => b.segments.inSpool), missing: sum((b) => b.segments.missing.length) },
     },
     database: { rows: db.rows, rowsInserted: db.rowsInserted },
     callbacks: { completed: db.completed, ...cb, spool: { retry: retry.filter((n) => n.endsWith(SEALED_EXT)).length, dead: dead.filter((n) => n.endsWith(SEALED_EXT)).length } },

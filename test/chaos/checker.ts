@@ -396,6 +396,8 @@ export async function runCrashTest(t: { diagnostic(msg: string): void }, target:
   const books = await assertBooksBalance(t, spool, target.url);
   // The same figures as metrics: the final node's books after the drain are verify's.
   assert.deepEqual(r.booksFromMetrics, booksFigures(books), 'the intake_books_* metrics hold the figures of intake verify');
+  // The final node folded the drained segments into its checkpoint, and the books still balance.
+  assert.ok(books.total.segments.folded > 0, `no segment folded (${JSON.stringify(books.total.segments)})`);
   t.diagnostic(`books as metrics (final node): ${JSON.stringify(r.booksFromMetrics)}`);
   // Every acknowledged key has at least one record (more when a retry was written again), and
   // the database's distinct ids are exactly the keys stored.
@@ -415,7 +417,7 @@ export async function assertBooksBalance(t: { diagnostic(msg: string): void }, s
   const books = JSON.parse(v.stdout) as Books & { balanced: boolean };
   const figures =
     `verify (${db.split(':')[0]}): exit=${v.code} accepted=${books.total.accepted} stored=${books.total.stored} in-spool=${books.total.inSpool} ` +
-    `quarantined=${books.total.quarantined} segments=${books.total.segments.drained} missing=${books.total.segments.missing} rows=${books.database.rows} ` +
+    `quarantined=${books.total.quarantined} segments=${books.total.segments.drained} folded=${books.total.segments.folded} missing=${books.total.segments.missing} rows=${books.database.rows} ` +
     `inserted=${books.database.rowsInserted} differences=${books.differences.length}`;
   t.diagnostic(figures);
   console.log(figures);
