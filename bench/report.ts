@@ -9,6 +9,7 @@ import { renderDelayed, type DelayedResult } from './delayed.js';
 import type { MixedResult } from './mixed.js';
 import { mixedObservations, mixedTargetRows, renderMixed } from './report-mixed.js';
 import type { VisibleResult } from './visible.js';
+import type { BooksResult } from './books.js';
 
 export const TARGETS = {
   ingestRatio: 0.9,
@@ -40,6 +41,7 @@ export interface Report {
   claimScale: (ClaimScaleResult | Error)[];
   delayed: (DelayedResult | Error)[];
   visible: (VisibleResult | Error)[];
+  books: BooksResult | Error | null;
   loadBefore: number[];
   loadAfter: number[];
   fsync: { p50Ms: number; p99Ms: number; meanMs: number; syncs: number; bytes: number } | Error | null;
@@ -294,6 +296,7 @@ export function renderMarkdown(r: Report): string {
     else out.push(`| ${v.sealAfterMs}${v.sealAfterMs === 1000 ? ' (default)' : ''} | ${v.samples} | ${ms(v.minMs)} | ${ms(v.p50Ms)} | ${ms(v.p99Ms)} | ${ms(v.maxMs)} | ${v.pollMs} ms |`);
   }
   out.push('', 'With so few samples p99 is the largest sample or close to it.', '');
+  out.push(...renderBooks(r.books));
 
   const notes = observations(r);
   if (notes.length) {
@@ -401,4 +404,26 @@ export function observations(r: Report): string[] {
     );
   }
   return notes;
+}
+
+function renderBooks(b: BooksResult | Error | null): string[] {
+  if (b === null) return [];
+  const out = ['## The books (`intake verify`, `intake_books_*`)', ''];
+  if (b instanceof Error) return [...out, `books run failed: ${b.message.split('\n')[0]}`, ''];
+  out.push(
+    `One SQLite database and one spool: ${b.spoolRecords.toLocaleString('en-US')} request records in ${b.spoolSegments} sealed segments not drained yet, and the history of a node that drained ${b.history.toLocaleString('en-US')} segments two hours ago (a drained_segments row and a segments.log line each: ${(b.history / 86_400).toFixed(1)} days of a node sealing a segment a second). The same process takes the books (bench/books.ts); the files are in the page cache.`,
+    '',
+    '| Taking the books | time (median of 3) | vs unfolded |',
+    '|---|---:|---:|',
+    `| unfolded: every history row and log line read | ${ms(b.unfoldedMs)} | 1.00× |`,
+    `| after the fold (${b.folded.toLocaleString('en-US')} segments in one checkpoint row) | ${ms(b.foldedMs)} | ${(b.foldedMs / b.unfoldedMs).toFixed(2)}× |`,
+    '',
+    '| Event loop of the process, one window each (the worker\'s: at least two whole takes) | p99 delay | vs idle | takes in the window |',
+    '|---|---:|---:|---:|',
+    `| idle (baseline) | ${ms(b.loop.idleP99Ms)} | 1.00× | – |`,
+    `| a BooksKeeper taking them back to back in its worker thread (as a node does) | ${ms(b.loop.workerP99Ms)} | ${(b.loop.workerP99Ms / b.loop.idleP99Ms).toFixed(2)}× | ${b.loop.workerTakes} |`,
+    `| computeBooks on the event loop's own thread (as without the worker) | ${ms(b.loop.mainThreadP99Ms)} | ${(b.loop.mainThreadP99Ms / b.loop.idleP99Ms).toFixed(2)}× | ${b.loop.mainThreadTakes} |`,
+    '',
+  );
+  return out;
 }

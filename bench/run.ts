@@ -7,7 +7,7 @@
 //
 // Options: --quick (short runs, for trying the harness; docs/benchmarks.md is not written),
 //          --no-write (print only),
-//          --only=a,b (run only these parts: ingest, drain, drain-pg, callbacks, work, mixed, delayed, claims, visible;
+//          --only=a,b (run only these parts: ingest, drain, drain-pg, callbacks, work, mixed, delayed, claims, visible, books;
 //          docs/benchmarks.md is not written).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { repoRoot } from '../test/helpers/daemon.js';
 import { loadavg } from 'node:os';
 import { attempt, cleanupNow, fsyncProbe, installCleanupHooks, machineInfo, removeDir, REQUEST_BODY, say, tempDir } from './common.js';
 import { Receiver, runDelivery, runReceiverBaseline, runRoundTrips, type Engine } from './callbacks.js';
+import { runBooks } from './books.js';
 import { runClaimScale } from './claim-scale.js';
 import { runDelayed } from './delayed.js';
 import { runDrainPg } from './drain-pg.js';
@@ -57,6 +58,7 @@ async function main(): Promise<number> {
     claimScale: [],
     delayed: [],
     visible: [],
+    books: null,
     loadBefore: loadavg(),
     loadAfter: [],
     fsync: null,
@@ -168,6 +170,7 @@ async function main(): Promise<number> {
     report.visible.push(await attempt('visible run (1000 ms)', () => runVisible(1000, quick ? 4 : 20, 5)));
     report.visible.push(await attempt('visible run (100 ms)', () => runVisible(100, quick ? 10 : 50, 2)));
   }
+  if (want('books')) report.books = await attempt('books run', () => runBooks(quick ? { spoolRecords: 20_000, history: 20_000, windowS: 2 } : { spoolRecords: 100_000, history: 200_000, windowS: 5 }));
   report.seconds = (performance.now() - t0) / 1000;
   report.loadAfter = loadavg();
 
@@ -178,7 +181,7 @@ async function main(): Promise<number> {
     writeFileSync(path, md + '\n');
     say(`wrote ${path}`);
   }
-  const failures = [report.fsync, ing, report.drain, report.drainPg, ...report.delivery, report.receiverBaseline, ...report.roundTrips, ...report.mixed.flatMap(mixedFailures), ...report.claimScale, ...report.delayed, ...report.visible].filter(
+  const failures = [report.fsync, ing, report.drain, report.drainPg, ...report.delivery, report.receiverBaseline, ...report.roundTrips, ...report.mixed.flatMap(mixedFailures), ...report.claimScale, ...report.delayed, ...report.visible, report.books].filter(
     (v) => v instanceof Error,
   ).length;
   return failures > 0 ? 1 : 0;
