@@ -421,6 +421,10 @@ export async function assertBooksBalance(t: { diagnostic(msg: string): void }, s
     `inserted=${books.database.rowsInserted} differences=${books.differences.length}`;
   t.diagnostic(figures);
   console.log(figures);
+  // The table an operator reads, printed with the run's figures.
+  const table = await runCli(['verify', '--spool', spool, '--db', db]);
+  for (const line of table.stdout.trimEnd().split('\n')) t.diagnostic(`verify | ${line}`);
+  assert.equal(table.code, v.code, 'the table and --json agree on the exit code');
   assert.equal(v.code, 0, `intake verify: ${v.stdout}${v.stderr}`);
   assert.deepEqual(books.differences, []);
   assert.equal(books.total.accepted, books.total.stored + books.total.inSpool + books.total.quarantined);
