@@ -261,8 +261,9 @@ describe('schedules', () => {
   test('catch-up after a full outage: skip enqueues none of the missed ticks, once one request for them all', { timeout: 120_000 }, async (t) => {
     const spool = newSpool();
     const db = await migratedDb();
-    const GRACE = ['--schedule-grace-ms', '2000'];
-    let node = await startNode(spool, db, 'solo', GRACE);
+    const GRACE_MS = 4000;
+    const GRACE = ['--schedule-grace-ms', String(GRACE_MS)];
+    const first = await startNode(spool, db, 'solo', GRACE);
     const skip = await addSchedule(spool, ['--catch-up', 'skip']);
     const once = await addSchedule(spool, ['--catch-up', 'once']);
     await waitFor(
@@ -275,10 +276,10 @@ describe('schedules', () => {
       20_000,
       100,
     );
-    await node.kill('SIGKILL'); // the whole cluster is down: nobody runs the schedules
+    await first.kill('SIGKILL'); // the whole cluster is down: nobody runs the schedules
     const downAt = Date.now();
-    await sleep(7000);
-    node = await startNode(spool, db, 'solo', GRACE);
+    await sleep(10_000);
+    const node = await startNode(spool, db, 'solo', GRACE);
     const upAt = Date.now();
     await waitFor(
       'both schedules to run past the restart',
@@ -292,33 +293,46 @@ describe('schedules', () => {
     await rmSchedule(spool, skip.id);
     await rmSchedule(spool, once.id);
     const rows = await waitDrained(spool, db);
-    // The node was down 7 s with a 2 s grace: at least the ticks of about 5 s were missed (3 is a
+    // The node was down 10 s with a 4 s grace: at least the ticks of about 6 s were missed (3 is a
     // floor that a slow start or a tick enqueued late before the kill cannot break).
     const MIN_MISSED = 3;
+    const inOutage = (from: number, to: number) => from > downAt - GRACE_MS - 1000 && to < upAt;
+    // A scheduler step that runs later than the grace after its tick (a loaded machine stalls the
+    // new node) is an outage too, by design: its ticks get the policy as well. Such a second range
+    // is allowed only after the restart, and only if it is logged and accounted for like the first.
+    const output = () => first.output() + node.output();
 
     const rs = checkTicks(skip.id, rows);
-    t.diagnostic(`skip: ${formatTicks(rs)}`);
     assert.deepEqual(rs.duplicated, [], 'skip: no tick stored twice');
     assert.equal(rs.catchUps.length, 0, 'skip: no catch-up request');
-    const g = gaps(rs.missing);
-    assert.equal(g.length, 1, `skip: the missed ticks are one run: ${JSON.stringify(g.map((x) => x.map((y) => new Date(y).toISOString())))}`);
-    const [from, to] = g[0]!;
-    assert.ok((to - from) / 1000 + 1 >= MIN_MISSED, `skip: the run covers the outage beyond the grace (${(to - from) / 1000 + 1} ticks)`);
-    assert.ok(from > downAt - 3000 && to < upAt, 'skip: the run lies inside the outage');
-    const logged = logLines(node.output(), 'catch-up skip').filter((l) => l.schedule === skip.id);
-    assert.equal(logged.length, 1, 'skip: the skipped ticks are logged once');
-    assert.deepEqual([logged[0]!.from, logged[0]!.to, logged[0]!.ticks], [new Date(from).toISOString(), new Date(to).toISOString(), (to - from) / 1000 + 1], 'skip: the log names exactly the ticks that have no row');
+    const logged = logLines(output(), 'catch-up skip')
+      .filter((l) => l.schedule === skip.id)
+      .map((l) => [Date.parse(l.from as string), Date.parse(l.to as string), l.ticks as number] as const);
+    for (const [from, to, n] of logged) assert.equal(n, (to - from) / 1000 + 1, 'skip: the log counts the ticks of its range');
+    const namedByLog = logged.flatMap(([from, to]) => Array.from({ length: (to - from) / 1000 + 1 }, (_, i) => from + i * 1000));
+    assert.deepEqual(namedByLog.sort((a, b) => a - b), rs.missing, 'skip: the logs name exactly the ticks that have no row, each once');
+    const outage = logged.filter(([from, to]) => inOutage(from, to));
+    const stalls = logged.filter(([from, to]) => !inOutage(from, to));
+    t.diagnostic(`skip: ${formatTicks(rs)}; skipped ranges: ${JSON.stringify(gaps(rs.missing).map((x) => x.map((y) => new Date(y).toISOString())))}; stalls after the restart: ${stalls.length}`);
+    assert.equal(outage.length, 1, 'skip: one skipped range lies inside the outage');
+    assert.ok(outage[0]![2] >= MIN_MISSED, `skip: the range covers the outage beyond the grace (${outage[0]![2]} ticks)`);
+    for (const [from] of stalls) assert.ok(from >= upAt - GRACE_MS, `skip: a second range only after the restart (${new Date(from).toISOString()})`);
 
     const ro = checkTicks(once.id, rows);
-    t.diagnostic(`once: ${formatTicks(ro)}`);
-    assert.deepEqual(ro.missing, [], 'once: every tick has a row or is covered by the catch-up request');
+    assert.deepEqual(ro.missing, [], 'once: every tick has a row or is covered by a catch-up request');
     assert.deepEqual(ro.duplicated, [], 'once: no tick covered twice');
-    assert.equal(ro.catchUps.length, 1, 'once: one catch-up request');
-    const cu = ro.catchUps[0]!;
-    assert.equal(cu.tick, cu.to, 'once: the catch-up request carries the last missed tick\'s id');
-    assert.equal(cu.ticks, (cu.to - cu.from) / 1000 + 1, 'once: it counts the ticks it stands for');
-    assert.ok(cu.ticks! >= MIN_MISSED, `once: it covers the outage beyond the grace (${cu.ticks} ticks)`);
-    assert.ok(cu.from > downAt - 3000 && cu.to < upAt, 'once: the range lies inside the outage');
+    for (const cu of ro.catchUps) {
+      assert.equal(cu.tick, cu.to, "once: a catch-up request carries the last missed tick's id");
+      assert.equal(cu.ticks, (cu.to - cu.from) / 1000 + 1, 'once: it counts the ticks it stands for');
+    }
+    const cuOutage = ro.catchUps.filter((cu) => inOutage(cu.from, cu.to));
+    const cuStalls = ro.catchUps.filter((cu) => !inOutage(cu.from, cu.to));
+    t.diagnostic(`once: ${formatTicks(ro)}; stalls after the restart: ${cuStalls.length}`);
+    assert.equal(cuOutage.length, 1, 'once: one catch-up request for the outage');
+    assert.ok(cuOutage[0]!.ticks! >= MIN_MISSED, `once: it covers the outage beyond the grace (${cuOutage[0]!.ticks} ticks)`);
+    for (const cu of cuStalls) assert.ok(cu.from >= upAt - GRACE_MS, `once: a second catch-up only after the restart (${new Date(cu.from).toISOString()})`);
+    const onceLogged = logLines(output(), 'catch-up once').filter((l) => l.schedule === once.id);
+    assert.equal(onceLogged.length, ro.catchUps.length, 'once: every catch-up request is logged');
     assert.deepEqual(quarantined(spool), []);
     await node.kill('SIGTERM');
   });
