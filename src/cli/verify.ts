@@ -2,7 +2,7 @@
 // docs/operations.md, "intake verify", what each figure means). Exit 0 when they balance, 1
 // naming each difference.
 import type { Command } from 'commander';
-import { computeBooks, type Books } from '../drain/books.js';
+import { callbackCounts, computeBooks, type Books } from '../drain/books.js';
 import { openStore } from '../store/open.js';
 import { fail, spoolFlag, spoolOf } from './options.js';
 
@@ -41,14 +41,15 @@ function render(b: Books): string {
   rows.push(row('total', b.total, b.total.segments.missing));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const lines = rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd());
-  const c = b.callbacks;
+  const c = callbackCounts(b.callbacks);
+  const spool = b.callbacks.spool;
   lines.push(
     '',
     'accepted = stored + in spool + quarantined (request records: each 202 is one; a retry with the same Idempotency-Key is another)',
     'folded: drained segments counted from their node\'s checkpoint (docs/operations.md, "Checkpoints")',
     `database: ${b.database.rows} requests (distinct ids), ${b.database.rowsInserted} ever inserted`,
-    `callbacks: ${c.completed} completed = ${c.delivered} delivered + ${c.pending + c.sending} pending + ${c.parked} parked + ${c.dead} dead + ${c.gone} gone (410)`,
-    `failed-callback spool: ${c.spool.retry} waiting to retry, ${c.spool.dead} dead`,
+    `callbacks: ${c.completed} completed = ${c.delivered} delivered + ${c.pending} pending + ${c.parked} parked + ${c.dead} dead + ${c.gone} gone (410)`,
+    `failed-callback spool: ${spool.retry} waiting to retry, ${spool.dead} dead`,
     '',
   );
   if (b.differences.length === 0) lines.push('the books balance');

@@ -60,6 +60,20 @@ export interface Books {
   differences: string[];
 }
 
+/** The callbacks as operators count them: one being sent right now is still pending. */
+export interface CallbackCounts {
+  completed: number;
+  delivered: number;
+  pending: number;
+  parked: number;
+  dead: number;
+  gone: number;
+}
+
+export function callbackCounts(c: { completed: number } & Record<CallbackStatus, number>): CallbackCounts {
+  return { completed: c.completed, delivered: c.delivered, pending: c.pending + c.sending, parked: c.parked, dead: c.dead, gone: c.gone };
+}
+
 /** Reasons under which a whole, known request record is quarantined (everything else is damage). */
 const RECORD_REASONS = new Set(['db-refused', 'idempotency-conflict']);
 /**
@@ -232,9 +246,10 @@ export async function computeBooks(
     );
   }
   const cb = db.callbacks;
-  const callbacks = cb.pending + cb.sending + cb.delivered + cb.parked + cb.dead + cb.gone;
+  const cc = callbackCounts({ completed: db.completed, ...cb });
+  const callbacks = cc.delivered + cc.pending + cc.parked + cc.dead + cc.gone;
   if (callbacks !== db.completed) {
-    differences.push(`callbacks: ${db.completed} completed request(s), but ${callbacks} callback(s) (delivered ${cb.delivered}, pending ${cb.pending + cb.sending}, parked ${cb.parked}, dead ${cb.dead}, gone ${cb.gone})`);
+    differences.push(`callbacks: ${db.completed} completed request(s), but ${callbacks} callback(s) (delivered ${cc.delivered}, pending ${cc.pending}, parked ${cc.parked}, dead ${cc.dead}, gone ${cc.gone})`);
   }
 
   const folds = o.planFolds

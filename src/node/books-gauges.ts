@@ -4,6 +4,7 @@
 import { promises as fsp } from 'node:fs';
 import type { Logger } from 'pino';
 import { booksPath } from '../cluster/paths.js';
+import { callbackCounts } from '../drain/books.js';
 import { readBooksFile, type BooksFile } from '../drain/books-file.js';
 import type { BooksView } from '../http/context.js';
 import type { Metrics } from '../metrics.js';
@@ -39,7 +40,7 @@ export class BooksGauges {
         const places = { accepted: n.accepted, stored: n.stored, in_spool: n.inSpool, quarantined: n.quarantined, damaged: n.damaged };
         for (const [place, v] of Object.entries(places)) m.booksRequests.set({ spool_node: n.node, place }, v);
       }
-      for (const [status, v] of Object.entries(callbacksOf(f))) m.booksCallbacks.set({ status }, v);
+      for (const [status, v] of Object.entries(callbackCounts(f.callbacks))) m.booksCallbacks.set({ status }, v);
       m.booksDifferences.set(f.differenceCount);
       m.booksTakenSeconds.set(Date.parse(f.takenAt) / 1000);
       m.booksDurationSeconds.set(f.durationMs / 1000);
@@ -63,13 +64,7 @@ export class BooksGauges {
       difference_count: f.differenceCount,
       differences: f.differences.slice(0, 10),
       total: { accepted: t.accepted, stored: t.stored, in_spool: t.inSpool, quarantined: t.quarantined, damaged: t.damaged },
-      callbacks: callbacksOf(f),
+      callbacks: callbackCounts(f.callbacks),
     };
   }
-}
-
-/** The callbacks of the books as operators count them (sending ones are pending). */
-function callbacksOf(f: BooksFile): BooksView['callbacks'] {
-  const c = f.callbacks;
-  return { completed: c.completed, delivered: c.delivered, pending: c.pending + c.sending, parked: c.parked, dead: c.dead, gone: c.gone };
 }
