@@ -314,7 +314,7 @@ test('callbacks under chaos: at least once, same webhook-id, 410 stops, Retry-Af
       const oks = got.filter((a) => a.fate === 'ok').length;
       if (kind.get(id) !== 'gone') assert.ok(oks >= 1, `${wid} was never answered 2xx (${got.map((a) => a.fate).join(',')})`);
       if (oks > 1) duplicates += oks - 1;
-      // 410: nothing after the first 410 (unless a SIGKILL hit within a second of it: crash window).
+      // 410: nothing after the first 410 (unless a SIGKILL hit between the two: crash window).
       const first410 = got.findIndex((a) => a.fate === '410');
       if (kind.get(id) === 'gone') {
         assert.ok(first410 >= 0, `${wid} never got its 410`);
@@ -324,7 +324,9 @@ test('callbacks under chaos: at least once, same webhook-id, 410 stops, Retry-Af
         for (const a of got.slice(first410 + 1)) {
           const t410 = got[first410]!.at;
           const line = `${wid}: attempt ${a.at - t410} ms after its 410`;
-          if (kills.some((k) => k.at >= t410 && k.at <= t410 + 1000)) post410Explained.push(line);
+          // Explained only by a kill between the 410 and this attempt (the 410 may not have been
+          // recorded yet; under fsync load that can take over a second): with no kill, it is a bug.
+          if (kills.some((k) => k.at >= t410 && k.at <= a.at)) post410Explained.push(line);
           else post410.push(line);
         }
       }

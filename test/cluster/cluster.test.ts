@@ -174,11 +174,21 @@ describe('cluster of three nodes on one spool and one PostgreSQL', () => {
         10_000,
       );
       assert.equal(rejoined!.get('n1')!.leader, false, 'the restarted node does not claim leadership');
-      // Give every view a full dead period to settle, then look again.
+      // Give every view a full dead period to settle, then wait for status to show all three live
+      // (a node stalled by a loaded machine can look dead for a moment; n2 must lead throughout).
       await sleep(DEAD_AFTER_MS);
-      s = await status(spool, db);
+      s = (await waitFor(
+        'intake status to show all three nodes live',
+        async () => {
+          const now = await status(spool, db);
+          return now.nodes.every((x) => x.live) ? now : null;
+        },
+        15_000,
+        250,
+      ))!;
       assert.deepEqual(s.nodes.map((x) => [x.id, x.live]), [['n1', true], ['n2', true], ['n3', true]], 'the restarted node is live again');
       assert.equal(s.leader, 'n2', 'leadership does not move back to the restarted node');
+      assert.equal(n1again.output().includes('became cluster leader'), false, 'the restarted node never led');
       const h = await heartbeatsByNode(spool);
       assert.deepEqual(
         [...h.values()].filter((x) => x.leader).map((x) => x.node),
@@ -207,6 +217,8 @@ describe('cluster of three nodes on one spool and one PostgreSQL', () => {
     const nodes = await Promise.all(['m1', 'm2', 'm3'].map((id) => startNode(spool, db, id, 'both')));
     const [m1, m2, m3] = nodes as [Daemon, Daemon, Daemon];
     try {
+      // `mode --wait` waits for the live nodes; all three must be live before it is asked.
+      await waitFor('all three nodes live', async () => (await status(spool)).nodes.filter((x) => x.live).length === 3, 15_000, 250);
       const toReceive = await modeCmd(spool, 'receive', ['--all']);
       assert.equal(toReceive.code, 0, toReceive.stderr);
       const gen1 = (JSON.parse(toReceive.stdout) as { generation: number }).generation;
