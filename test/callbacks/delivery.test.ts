@@ -344,7 +344,7 @@ test('callbacks under chaos: at least once, same webhook-id, 410 stops, Retry-Af
     t.diagnostic(
       `receiver: ${attempts.length} attempts for ${N} callbacks (${[...fates].map(([k, v]) => `${k}:${v}`).join(' ')}); ` +
         `duplicate 2xx deliveries ${duplicates}; most attempts for one callback ${maxPer}; ` +
-        `min gap after a 429 ${minGapAfter429} ms; attempts after a 410: ${post410.length} (+${post410Explained.length} within 1 s of a SIGKILL); ` +
+        `min gap after a 429 ${minGapAfter429} ms; attempts after a 410: ${post410.length} (+${post410Explained.length} with a SIGKILL between the 410 and the attempt); ` +
         `410s answered to a retry (not the first attempt): ${gone410ByRetrier}/${GONE}`,
     );
     for (const l of post410Explained) t.diagnostic(`crash-window resend: ${l}`);
