@@ -2,6 +2,7 @@
 // lifecycle; routes only ask for the role they serve, which is null when the node's mode does
 // not run it. This folder imports no routes: intake/ and work/ both build on it.
 import type { Logger } from 'pino';
+import type { CallbackCounts } from '../drain/books.js';
 import type { Metrics } from '../metrics.js';
 import type { SpoolWriter } from '../spool/writer.js';
 import type { ClaimedWork, CompleteItem, LeaseItem, LeaseOutcome, Store } from '../store/store.js';
@@ -90,5 +91,5 @@ export interface BooksView {
   difference_count: number;
   differences: string[];
   total: { accepted: number; stored: number; in_spool: number; quarantined: number; damaged: number };
-  callbacks: { completed: number; delivered: number; pending: number; parked: number; dead: number; gone: number };
+  callbacks: CallbackCounts;
 }

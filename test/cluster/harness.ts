@@ -27,6 +27,13 @@ export const NODE_FLAGS = [
   '--log-level', 'info',
 ];
 
+/**
+ * For the heaviest runs of the suite (kill -9 and rolling upgrade behind HAProxy): a lock refresh
+ * (every lock-stale/2) that waits behind the spool's fsyncs in libuv's pool must not lose a live
+ * node its lock; 3 s leaves it 1.5 s.
+ */
+export const LOADED_FLAGS = ['--lock-stale-ms', '3000'];
+
 // ---------------------------------------------------------------------------------------------
 // Processes that are not (or no longer) our children: after `start-node.sh` exits, its node is
 // an orphan; an init that does not reap leaves it a zombie, which kill(pid, 0) still finds.
