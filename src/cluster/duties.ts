@@ -6,7 +6,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { deadDir, retryDir } from '../callbacks/failed-spool.js';
-import { listAllSegments, nodeDir, nodesDir, type SegmentFile } from '../spool/layout.js';
+import { listAllSegments, nodeDir, nodesDir, quarantineDir, type SegmentFile } from '../spool/layout.js';
 import { drainedDir, clusterDir } from './paths.js';
 import { sealLeftover } from '../spool/recover.js';
 import type { StaleLocks } from '../spool/stale-locks.js';
@@ -81,7 +81,7 @@ const TEMP_NAME = /\.tmp-\d+-\d+$/;
  * age limit keeps a write still in progress on another node safe.
  */
 export async function sweepTempFiles(root: string, olderThanMs: number, log: Logger): Promise<number> {
-  const dirs = [clusterDir(root), drainedDir(root), retryDir(root), deadDir(root)];
+  const dirs = [clusterDir(root), drainedDir(root), retryDir(root), deadDir(root), quarantineDir(root)];
   // Each node's folder holds its owner.json (spool/node-lock.ts).
   for (const n of await fsp.readdir(nodesDir(root)).catch(() => [] as string[])) if (!n.endsWith('.lock')) dirs.push(nodeDir(root, n));
   const cutoff = Date.now() - olderThanMs;

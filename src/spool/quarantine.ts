@@ -3,7 +3,7 @@
 import { promises as fsp } from 'node:fs';
 import { basename, join } from 'node:path';
 import { quarantineDir } from './layout.js';
-import { fsyncDir, mkdirDurable, writeFileSynced } from './fsutil.js';
+import { fsyncDir, mkdirDurable, writeFileDurable, writeFileSynced } from './fsutil.js';
 
 /** The kind of a whole record in quarantine, when known (docs/spool-format.md, "Record kinds"). */
 export type RecordKindName = 'request' | 'cancel' | 'callbackOutcome';
@@ -51,8 +51,9 @@ export async function quarantineBytes(
     quarantinedAt: new Date().toISOString(),
     quarantinedBy: info.by,
   };
-  await writeFileSynced(`${stem}.json`, Buffer.from(JSON.stringify(report, null, 2) + '\n'));
-  await fsyncDir(dir);
+  // The report appears whole or not at all (a reader, or `intake verify`, never sees half of
+  // one); its rename's directory fsync also makes the .bin's name durable.
+  await writeFileDurable(`${stem}.json`, Buffer.from(JSON.stringify(report, null, 2) + '\n'));
   return `${stem}.bin`;
 }
 
@@ -71,7 +72,7 @@ export async function quarantineFile(root: string, source: string, info: { reaso
     quarantinedAt: new Date().toISOString(),
     quarantinedBy: info.by,
   };
-  await writeFileSynced(`${dest}.json`, Buffer.from(JSON.stringify(report, null, 2) + '\n'));
+  await writeFileDurable(`${dest}.json`, Buffer.from(JSON.stringify(report, null, 2) + '\n'));
   await fsp.rename(source, dest);
   await fsyncDir(dir);
   await fsyncDir(source.slice(0, source.lastIndexOf('/')) || '/');

@@ -31,6 +31,7 @@ test('sweepTempFiles removes old temp files in every folder small durable writes
       file(join(root, 'callbacks', 'retry', '0001700000000000-msg_x.seg.tmp-77-1700000000000'), 2 * HOUR),
       file(join(root, 'callbacks', 'dead', 'msg_y.seg.tmp-77-1700000000001'), 2 * HOUR),
       file(join(root, 'nodes', 'n1', 'owner.json.tmp-5-1700000000000'), 2 * HOUR),
+      file(join(root, 'quarantine', 'a.seg@8.json.tmp-5-1700000000000'), 2 * HOUR),
     ];
     const kept = [
       // young: a write that may still be in progress on another node
@@ -41,6 +42,8 @@ test('sweepTempFiles removes old temp files in every folder small durable writes
       file(join(root, 'nodes', 'n1', 'owner.json'), 2 * HOUR),
       file(join(root, 'nodes', 'n1', '0190aaaa-0000-7000-8000-000000000000.seg'), 2 * HOUR),
       file(join(root, 'nodes', 'n1', 'notes.tmp-old'), 2 * HOUR),
+      file(join(root, 'quarantine', 'a.seg@8.json'), 2 * HOUR),
+      file(join(root, 'quarantine', 'a.seg@8.bin'), 2 * HOUR),
     ];
     const removed = await sweepTempFiles(root, HOUR, pino({ level: 'silent' }));
     assert.equal(removed, old.length);

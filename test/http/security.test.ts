@@ -178,8 +178,10 @@ describe('who may do what', () => {
     assert.ok(report!.bin.includes(Buffer.from('second')) && !report!.bin.includes(Buffer.from('first')), 'the quarantined bytes are the second request');
     const row = await call('GET', `${n1.url}/v1/requests/${id}`, { key: k.aSubmit!.key });
     assert.deepEqual(row.body.payload, { to: 'first' }, 'the first body stands');
-    const metrics = await call('GET', `${n1.url}/metrics`, { key: k.aAdmin!.key });
-    assert.match(metrics.body as string, /intake_quarantine_total\{reason="idempotency-conflict"\} 1/);
+    // The drainer counts the quarantine once the report is durable, after a reader can see it.
+    await waitFor('the quarantine counted', async () =>
+      /^intake_quarantine_total\{reason="idempotency-conflict"\} 1$/m.test((await call('GET', `${n1.url}/metrics`, { key: k.aAdmin!.key })).body as string),
+    );
   });
 
   test('a revoked key is refused by every node within two heartbeats', async (t) => {
