@@ -346,11 +346,13 @@ export async function runCrashScenario(o: CrashScenarioOptions): Promise<CrashSc
     }
     const rows = await o.target.readRows();
     const report = checkDelivery({ acked: client.acked, sent: client.sent, rows });
-    // Books taken after the drain, as the node's metrics show them.
+    // Books whose take began after the drain, as the node's metrics show them (a take is stamped
+    // when it ends, so one that began earlier could have read the spool before the last segment left).
     const drainedAt = Date.now() / 1000;
     const text = await waitFor('books taken after the final drain', async () => {
       const m = await scrape(d.url);
-      return (sample(m, 'intake_books_taken_timestamp_seconds') ?? 0) > drainedAt ? m : '';
+      const began = (sample(m, 'intake_books_taken_timestamp_seconds') ?? 0) - (sample(m, 'intake_books_duration_seconds') ?? Infinity);
+      return began > drainedAt + 0.005 ? m : '';
     }, 30_000, 200);
     const booksFromMetrics = booksMetrics(text, [nodeId]);
     const finalExitCode = await d.kill('SIGTERM');

@@ -68,6 +68,12 @@ test('intake verify balances the books after traffic, the node exports every met
     for (const id of ids) await waitFor(`request ${id} stored`, async () => (await get(`${d!.url}/v1/requests/${id}`)).status === 200, 30_000);
     const completed = await claimAndComplete(d, ids.length);
     await waitFor('every callback attempted', () => hooks.requests.length >= completed.length, 30_000);
+    // The receiver records a send before it answers: the node counts it once the answer is back
+    // and records the outcome at the end of its batch, after both counters.
+    for (const id of completed) {
+      await waitFor(`the callback of ${id} delivered or parked`, async () =>
+        ['delivered', 'parked'].includes((await get(`${d!.url}/v1/requests/${id}`)).body.callback?.status), 30_000);
+    }
 
     // Metrics, from the node itself.
     const text: string = await waitFor(

@@ -66,12 +66,23 @@ test('two save nodes take the books one at a time; every node exports the figure
     assert.ok(!by.has('books-r'), 'a receive-only node has no database and takes no books');
     t.diagnostic(`takes watched: ${sorted.length}, by ${[...by].join(', ')}, durations ${sorted.map((f) => f.durationMs).join(',')} ms`);
 
-    // Quiet now: books taken after the last request was stored are verify's figures, on every node.
+    // Quiet now, once every segment is recorded as drained (a GET sees a row before its segment
+    // is recorded): books whose take *began* after that are verify's figures, on every node.
+    await waitFor('verify sees all 60 stored and none in a spool', async () => {
+      const q = await runCli(['verify', '--spool', spool, '--db', db, '--json']);
+      try {
+        const b = JSON.parse(q.stdout) as Books;
+        return b.total.stored === 60 && b.total.inSpool === 0;
+      } catch {
+        return false;
+      }
+    }, 30_000, 200);
     const quietAt = Date.now() / 1000;
     const texts = await Promise.all(
       nodes.map((d) => waitFor(`${d.nodeId} exports books taken after the traffic`, async () => {
         const text = await scrape(d.url);
-        return (sample(text, 'intake_books_taken_timestamp_seconds') ?? 0) > quietAt ? text : '';
+        const began = (sample(text, 'intake_books_taken_timestamp_seconds') ?? 0) - (sample(text, 'intake_books_duration_seconds') ?? Infinity);
+        return began > quietAt + 0.005 ? text : '';
       }, 30_000, 100)),
     );
     const v = await runCli(['verify', '--spool', spool, '--db', db, '--json']);

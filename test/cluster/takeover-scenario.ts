@@ -153,6 +153,9 @@ export async function deadNodeTakeover(t: TestContext, spools: SpoolDirs, db: st
     // The leader (s1, started first) did the takeover; the dead node never came back to do it.
     const h = await heartbeatsByNode(spool);
     assert.equal(h.get('s1')?.leader, true, 's1 leads');
+    // The line is logged after the sealed segment's lock is released (and the log writes
+    // asynchronously): another node may have drained it before the line is out.
+    await waitFor('the takeover logged', () => takeoverLines(s1.output()).length > 0, 10_000);
     const takeover = takeoverLines(s1.output());
     assert.equal(takeover.length, 1, "the leader sealed the dead node's segment");
     // Not before r's lock went stale: r refreshed it at most one refresh period before the kill,
@@ -189,6 +192,7 @@ export async function leaderDiesTakeover(t: TestContext, spools: SpoolDirs, db: 
     const h = await heartbeatsByNode(spool);
     assert.equal(h.get('a')?.leader, true, 'a (next registration number) leads');
     assert.equal(h.get('b')?.leader, false);
+    await waitFor('the takeover logged', () => takeoverLines(a.output()).length > 0, 10_000);
     assert.deepEqual(takeoverLines(a.output()).map((x) => x.deadNode), ['lead'], 'the new leader sealed the old leader\'s segment');
     assert.deepEqual(takeoverLines(b.output()), []);
   } finally {

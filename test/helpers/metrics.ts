@@ -1,6 +1,6 @@
 // Reading a node's Prometheus text in tests: one sample, or the books (intake_books_*) as the
 // same figures `intake verify --json` prints, so the two can be compared whole.
-import type { Books } from '../../src/drain/books.js';
+import { callbackCounts, type Books } from '../../src/drain/books.js';
 import { get } from './http.js';
 
 /** The value of one sample (`name{labels} value`), or undefined. */
@@ -26,10 +26,9 @@ export function booksMetrics(text: string, nodes: string[]) {
 
 /** The same figures, from `intake verify --json`. */
 export function booksFigures(b: Books) {
-  const c = b.callbacks;
   return {
     nodes: Object.fromEntries(b.nodes.map((n) => [n.node, { accepted: n.accepted, stored: n.stored, in_spool: n.inSpool, quarantined: n.quarantined, damaged: n.damaged }])),
-    callbacks: { completed: c.completed, delivered: c.delivered, pending: c.pending + c.sending, parked: c.parked, dead: c.dead, gone: c.gone },
+    callbacks: callbackCounts(b.callbacks),
     differences: b.differences.length,
   };
 }

@@ -253,7 +253,8 @@ for (const engine of engines) {
         const cClaimed = await s.claimWork({ tenant: 'default', lane: 'c', limit: 100, leaseMs: 2000 });
         assert.equal(cClaimed.length, 40);
         const seen = await lanes();
-        if (Date.now() < Math.min(...cClaimed.map((w) => w.leaseExpiresAt)) - 200) assert.deepEqual(seen, ['a', 'a-1', 'b']);
+        // Judged once answered: the store decided before now, so while the leases held if now is.
+        if (Date.now() < Math.min(...cClaimed.map((w) => w.leaseExpiresAt))) assert.deepEqual(seen, ['a', 'a-1', 'b']);
         else assert.deepEqual(seen.filter((l) => l !== 'c'), ['a', 'a-1', 'b']);
         await new Promise((r) => setTimeout(r, 2100));
         assert.deepEqual(await lanes(), ['a', 'a-1', 'b', 'c'], 'the lane whose leases ran out is claimable again');
@@ -278,9 +279,8 @@ for (const engine of engines) {
         const first = await s.claimWork({ tenant: 'default', lane: null, limit: 10, leaseMs: 60_000 });
         assert.deepEqual(first.map((w) => w.id), [past.id], 'a scheduled request was claimed');
         // Not due yet: nothing moves. Then poll the duty until the near one is due.
-        const askedAt = Date.now();
         const early = await s.releaseDueRequests(100);
-        if (askedAt < soon.notBefore! - 100) assert.equal(early, 0);
+        if (Date.now() < soon.notBefore!) assert.equal(early, 0); // judged once answered, as above
         let released = early;
         while (released === 0) {
           await new Promise((r) => setTimeout(r, 100));
