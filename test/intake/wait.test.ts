@@ -170,6 +170,7 @@ describe('a wait across two nodes (PostgreSQL LISTEN/NOTIFY)', () => {
         const r = await post(`${a.url}/v1/requests`, request('after'), waitHeader(15), 30_000);
         assert.equal(r.status, 200, JSON.stringify(r.body));
       });
+      await waitFor('the lost listener logged', () => /completion listener lost its connection/.test(a.output()), 10_000).catch(() => undefined);
       assert.match(a.output(), /completion listener lost its connection/);
     } finally {
       await admin.end();
