@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { runCli, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { post, sleep, waitFor } from '../helpers/http.js';
-import { booksFigures, booksMetrics, sample, scrape } from '../helpers/metrics.js';
+import { booksFigures, booksMetrics, booksTakeBegan, scrape } from '../helpers/metrics.js';
 
 /** What the checker needs of a stored row (column names as in the `requests` table). */
 export interface KeyedRow {
@@ -351,8 +351,7 @@ export async function runCrashScenario(o: CrashScenarioOptions): Promise<CrashSc
     const drainedAt = Date.now() / 1000;
     const text = await waitFor('books taken after the final drain', async () => {
       const m = await scrape(d.url);
-      const began = (sample(m, 'intake_books_taken_timestamp_seconds') ?? 0) - (sample(m, 'intake_books_duration_seconds') ?? Infinity);
-      return began > drainedAt + 0.005 ? m : '';
+      return booksTakeBegan(m) > drainedAt + 0.005 ? m : '';
     }, 30_000, 200);
     const booksFromMetrics = booksMetrics(text, [nodeId]);
     const finalExitCode = await d.kill('SIGTERM');

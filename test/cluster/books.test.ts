@@ -10,7 +10,7 @@ import type { Books } from '../../src/drain/books.js';
 import type { BooksFile } from '../../src/drain/books-file.js';
 import { runCli, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { get, post, sleep, waitFor } from '../helpers/http.js';
-import { booksFigures, booksMetrics, sample, scrape } from '../helpers/metrics.js';
+import { booksFigures, booksMetrics, booksTakeBegan, scrape } from '../helpers/metrics.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -81,8 +81,7 @@ test('two save nodes take the books one at a time; every node exports the figure
     const texts = await Promise.all(
       nodes.map((d) => waitFor(`${d.nodeId} exports books taken after the traffic`, async () => {
         const text = await scrape(d.url);
-        const began = (sample(text, 'intake_books_taken_timestamp_seconds') ?? 0) - (sample(text, 'intake_books_duration_seconds') ?? Infinity);
-        return began > quietAt + 0.005 ? text : '';
+        return booksTakeBegan(text) > quietAt + 0.005 ? text : '';
       }, 30_000, 100)),
     );
     const v = await runCli(['verify', '--spool', spool, '--db', db, '--json']);

@@ -33,6 +33,17 @@ export interface Daemon {
   exited: Promise<number | null>;
 }
 
+/**
+ * The process's output once it matches `re`, or at the deadline (then the caller's own assertion
+ * fails with its message): a node's logger writes asynchronously, through libuv's thread pool, so
+ * a line logged before an HTTP answer can reach the output after it.
+ */
+export async function outputOnceLogged(p: { output(): string }, re: RegExp, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (!re.test(p.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  return p.output();
+}
+
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const nodeId = o.nodeId ?? `test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const args = [

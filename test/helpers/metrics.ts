@@ -11,6 +11,14 @@ export function sample(text: string, name: string, labels = ''): number | undefi
 
 export const scrape = async (url: string): Promise<string> => (await get(`${url}/metrics`)).body as string;
 
+/**
+ * When the take of the books a scrape shows began (Unix seconds, -Infinity when none): a take is
+ * stamped when it ends, so only one that began after an event has read everything after it.
+ */
+export function booksTakeBegan(text: string): number {
+  return (sample(text, 'intake_books_taken_timestamp_seconds') ?? -Infinity) - (sample(text, 'intake_books_duration_seconds') ?? Infinity);
+}
+
 const PLACES = ['accepted', 'stored', 'in_spool', 'quarantined', 'damaged'] as const;
 const CALLBACKS = ['completed', 'delivered', 'pending', 'parked', 'dead', 'gone'] as const;
 
